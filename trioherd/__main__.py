@@ -1,0 +1,7 @@
+"""``python -m trioherd NAME``: run a herd server (see ``--help``)."""
+
+import sys
+
+from trioherd.cli import main
+
+sys.exit(main())

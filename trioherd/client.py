@@ -1,0 +1,136 @@
+"""``python -m trioherd.client``: talk to a herd server without netcat.
+
+Examples::
+
+    python -m trioherd.client 127.0.0.1:8000 IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 now
+    python -m trioherd.client Hill WHATSAT kiwi.cs.ucla.edu 10 5
+    printf 'IAMAT a +1+1 now\\nWHATSAT a 5 1\\n' | python -m trioherd.client Hill
+
+The message is the words after the address, joined by spaces; with none,
+messages are read from standard input, one per line. A time field of
+``now`` in an IAMAT becomes the current time to the nanosecond. The client
+sends everything, half-closes the connection, and prints what the server
+sends until it closes its side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import trio
+
+from trioherd.core.config import CS131_HERD, ConfigError, HerdConfig, load_herd
+from trioherd.core.options import OneLineParser
+
+PROG = "python -m trioherd.client"
+
+
+def now_field() -> str:
+    """The current POSIX time with nine decimals."""
+    seconds, nanos = divmod(time.time_ns(), 1_000_000_000)
+    return f"{seconds}.{nanos:09d}"
+
+
+def fill_in_now(message: str) -> str:
+    """Replace an IAMAT's time field ``now`` by the current time."""
+    fields = message.split()
+    if len(fields) == 4 and fields[0] == "IAMAT" and fields[3] == "now":
+        return " ".join([*fields[:3], now_field()])
+    return message
+
+
+def resolve(target: str, herd: HerdConfig) -> tuple[str, int]:
+    """``HOST:PORT`` or a server name of ``herd`` as an address.
+
+    Raises:
+        ValueError: neither form fits; the message says why.
+    """
+    host, sep, port = target.rpartition(":")
+    if sep:
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"bad port in {target!r}")
+        return host.strip("[]") or "127.0.0.1", int(port)
+    try:
+        server = herd[target]
+    except ConfigError as exc:
+        raise ValueError(f"{target!r} is neither HOST:PORT nor a server name: {exc}") from None
+    return server.host, server.port
+
+
+async def exchange(address: tuple[str, int], payload: bytes) -> bytes:
+    """Send ``payload``, half-close, and return everything the server sends back.
+
+    Raises:
+        OSError: the connection failed.
+    """
+    stream = await trio.open_tcp_stream(*address)
+    async with stream:
+        await stream.send_all(payload)
+        await stream.send_eof()
+        chunks = []
+        while chunk := await stream.receive_some(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    parser = OneLineParser(
+        prog=PROG,
+        description="Send messages to a herd server and print its replies.",
+        epilog="Example: %(prog)s 127.0.0.1:8000 IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 now",
+    )
+    parser.add_argument("target", metavar="HOST:PORT|NAME", help="a server address or name")
+    parser.add_argument(
+        "message",
+        nargs=argparse.REMAINDER,
+        help="the message's words; none: read messages from standard input",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="herd TOML file for server names (default: the CS 131 herd)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="give up after this long (default: 10)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        herd = CS131_HERD if args.config is None else load_herd(args.config)
+        address = resolve(args.target, herd)
+    except (ConfigError, ValueError) as exc:
+        parser.error(str(exc))
+    messages = [" ".join(args.message)] if args.message else sys.stdin.read().splitlines()
+    payload = "".join(fill_in_now(m) + "\n" for m in messages).encode()
+
+    async def exchange_in_time() -> bytes:
+        with trio.fail_after(args.timeout):
+            return await exchange(address, payload)
+
+    try:
+        reply = trio.run(exchange_in_time)
+    except trio.TooSlowError:
+        print(f"{PROG}: error: no complete reply within {args.timeout:g} s", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        host, port = address
+        print(
+            f"{PROG}: error: cannot talk to {host}:{port}: {exc.strerror or exc}", file=sys.stderr
+        )
+        return 1
+    sys.stdout.buffer.write(reply)
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""Running herd servers on trio: bind, serve, stop on a signal.
+
+:func:`run_herd` runs one or more servers of a herd in this process, each in
+a nursery of its own::
+
+    run_herd
+    ├── signal watcher           SIGINT/SIGTERM -> graceful stop
+    └── HerdServer.run  × N      (see trioherd.server)
+
+Every listener is bound before any server starts, so servers configured with
+port 0 (the OS picks) can still be linked to each other: a link uses the
+port a listener really got.
+"""
+
+from __future__ import annotations
+
+import errno
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import trio
+
+from trioherd.core.config import HerdConfig
+from trioherd.core.framing import DEFAULT_MAX_LINE
+from trioherd.core.logs import HerdLogs
+from trioherd.places import PlacesSource
+from trioherd.server import HerdServer
+
+
+class BindError(Exception):
+    """A server's address cannot be listened on; one line for the user."""
+
+
+@dataclass(frozen=True)
+class RunningHerd:
+    """What :func:`run_herd` reports once every server is listening."""
+
+    servers: dict[str, HerdServer]
+    addresses: dict[str, tuple[str, int]]
+
+    def stop(self) -> None:
+        """Begin a graceful stop of every server."""
+        for server in self.servers.values():
+            server.stop()
+
+
+async def bind(host: str, port: int) -> list[trio.SocketListener]:
+    """Listeners for ``host:port``.
+
+    Raises:
+        BindError: the address is in use, not ours, or does not resolve.
+    """
+    try:
+        return await trio.open_tcp_listeners(port, host=host)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            reason = "address already in use"
+        else:
+            reason = exc.strerror or str(exc)
+        raise BindError(f"cannot listen on {host}:{port}: {reason}") from None
+
+
+async def run_herd(
+    herd: HerdConfig,
+    names: Sequence[str],
+    places: PlacesSource,
+    logs: HerdLogs,
+    *,
+    max_line: int = DEFAULT_MAX_LINE,
+    handle_signals: bool = True,
+    task_status: trio.TaskStatus[RunningHerd] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the servers ``names`` of ``herd`` until a signal or cancellation.
+
+    Args:
+        herd: the whole herd, for addresses and links.
+        names: the servers to run here.
+        places: the Places source they share.
+        logs: their log files.
+        max_line: the longest line a connection may send.
+        handle_signals: stop gracefully on SIGINT and SIGTERM.
+        task_status: for ``nursery.start``; reports a :class:`RunningHerd`.
+
+    Raises:
+        BindError: a server's address cannot be listened on.
+    """
+    listeners: dict[str, list[trio.SocketListener]] = {}
+    addresses = {s.name: (s.host, s.port) for s in herd.servers}
+    try:
+        for name in names:
+            host, port = addresses[name]
+            listeners[name] = await bind(host, port)
+            addresses[name] = (host, listeners[name][0].socket.getsockname()[1])
+    except BaseException:
+        for bound in listeners.values():
+            for listener in bound:
+                await listener.aclose()
+        raise
+    servers = {
+        name: HerdServer(
+            name,
+            {peer: addresses[peer] for peer in herd[name].peers},
+            places,
+            logs.logger(name),
+            max_line=max_line,
+        )
+        for name in names
+    }
+    running = RunningHerd(servers, {name: addresses[name] for name in names})
+    async with trio.open_nursery() as nursery:
+        if handle_signals:
+            nursery.start_soon(_stop_on_signal, running)
+        async with trio.open_nursery() as server_nursery:
+            for name, server in servers.items():
+                host, port = addresses[name]
+                logs.logger(name).info(
+                    "%s listening on %s:%d; peers %s; places: %s",
+                    name,
+                    host,
+                    port,
+                    ", ".join(herd[name].peers) or "none",
+                    places.description,
+                )
+                await server_nursery.start(server.run, listeners[name])
+            task_status.started(running)
+        # Every server has stopped: nothing left to watch for.
+        nursery.cancel_scope.cancel()
+
+
+async def _stop_on_signal(running: RunningHerd) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            for server in running.servers.values():
+                server.log.info("received %s", signal.Signals(signum).name)
+            running.stop()
+            return

@@ -1,0 +1,203 @@
+"""One herd server on trio: a listener, its connections and its peer links.
+
+The nursery tree is the picture of the server's lifetime::
+
+    connections nursery           one task per accepted connection
+    └── front nursery             what stops first on shutdown
+        ├── serve_listeners       accepts, starts handlers in `connections`
+        └── PeerLink.run  × N     one sender per neighbour
+
+On shutdown the front nursery is cancelled (no new connections, links
+closed), idle connections are closed at once, and connections in the middle
+of an answer get a grace period to finish it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from functools import partial
+
+import trio
+
+from trioherd.core.framing import DEFAULT_MAX_LINE, LineBuffer, LineTooLong
+from trioherd.core.logs import show
+from trioherd.core.messages import invalid
+from trioherd.core.places import whatsat_reply
+from trioherd.core.state import PeerJoined, PlacesQuery, ServerState
+from trioherd.peers import PeerLink
+from trioherd.places import PlacesSource
+
+#: Bytes asked of the socket per read.
+RECEIVE_SIZE = 65536
+#: How long an answer already being worked on may take after shutdown begins.
+SHUTDOWN_GRACE = 1.0
+
+
+class HerdServer:
+    """A herd server: the state, the connections and the peer links.
+
+    Args:
+        name: the server's name.
+        peers: its neighbours' addresses, ``{name: (host, port)}``.
+        places: where WHATSAT gets places.
+        log: the server's logger.
+        max_line: the longest line accepted from a connection.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        peers: Mapping[str, tuple[str, int]],
+        places: PlacesSource,
+        log: logging.Logger,
+        *,
+        max_line: int = DEFAULT_MAX_LINE,
+    ) -> None:
+        self.name = name
+        self.state = ServerState(name, peers)
+        self.places = places
+        self.log = log
+        self.max_line = max_line
+        self.links = {
+            peer: PeerLink(self.state, peer, address, log) for peer, address in peers.items()
+        }
+        self._connection_ids = itertools.count(1)
+        self._stop = trio.Event()
+        self._idle_reads: set[trio.CancelScope] = set()
+
+    def stop(self) -> None:
+        """Begin a graceful shutdown; :meth:`run` returns when it is done."""
+        self._stop.set()
+
+    async def run(
+        self,
+        listeners: Sequence[trio.SocketListener],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Serve on ``listeners`` (already bound) until :meth:`stop` or cancellation."""
+        async with trio.open_nursery() as connections:
+            async with trio.open_nursery() as front:
+                await front.start(
+                    partial(
+                        trio.serve_listeners,
+                        self._serve_connection,
+                        list(listeners),
+                        handler_nursery=connections,
+                    )
+                )
+                for link in self.links.values():
+                    front.start_soon(link.run)
+                task_status.started()
+                await self._stop.wait()
+                self.log.info("shutting down")
+                front.cancel_scope.cancel()
+            for scope in self._idle_reads:
+                scope.cancel()
+            connections.cancel_scope.deadline = trio.current_time() + SHUTDOWN_GRACE
+        self.log.info("stopped")
+
+    async def _serve_connection(self, stream: trio.SocketStream) -> None:
+        conn = f"conn {next(self._connection_ids)} {_address(stream)}"
+        self.log.info("%s: accepted", conn)
+        try:
+            async with stream:
+                await self._converse(stream, conn)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            self.log.info("%s: dropped: %s", conn, exc.__cause__ or exc)
+        except Exception:
+            # A bug must cost one connection, never the server.
+            self.log.exception("%s: internal error, connection closed", conn)
+
+    async def _converse(self, stream: trio.SocketStream, conn: str) -> None:
+        buffer = LineBuffer(self.max_line)
+        peer: str | None = None
+        while not self._stop.is_set():
+            with trio.CancelScope() as idle:
+                self._idle_reads.add(idle)
+                try:
+                    data = await stream.receive_some(RECEIVE_SIZE)
+                finally:
+                    self._idle_reads.discard(idle)
+            if idle.cancelled_caught:
+                break
+            received_ns = time.time_ns()
+            too_long: LineTooLong | None = None
+            if data:
+                lines, too_long = buffer.feed(data)
+            else:
+                last = buffer.close()
+                lines = [] if last is None else [last]
+            peer = await self._answer(stream, conn, lines, received_ns, peer, too_long)
+            if not data or too_long:
+                break
+        if peer is not None:
+            self.log.info("%s: link from %s closed", conn, peer)
+        else:
+            self.log.info("%s: closed", conn)
+
+    async def _answer(
+        self,
+        stream: trio.SocketStream,
+        conn: str,
+        lines: list[bytes],
+        received_ns: int,
+        peer: str | None,
+        too_long: LineTooLong | None,
+    ) -> str | None:
+        """Answer one read's lines with one write; return who the connection is."""
+        logging_lines = self.log.isEnabledFor(logging.INFO)
+        replies: list[bytes] = []
+        queries: list[tuple[int, PlacesQuery]] = []
+        for line in lines:
+            if logging_lines:
+                self.log.info("%s < %s", conn, show(line))
+            outcome = self.state.handle(line, received_ns, peer)
+            if isinstance(outcome, bytes):
+                replies.append(outcome)
+            elif isinstance(outcome, PlacesQuery):
+                queries.append((len(replies), outcome))
+                replies.append(b"")
+            elif isinstance(outcome, PeerJoined):
+                peer = outcome.peer
+                self.log.info("%s: link from %s accepted", conn, peer)
+                # The neighbour is up: if our link to it is waiting, go now.
+                self.links[peer].retry_now()
+        if too_long is not None:
+            replies.append(invalid(too_long.prefix))
+            self.log.warning("%s: line over %d bytes, closing", conn, self.max_line)
+        if queries:
+            # A read may hold several WHATSATs: ask Places for all at once,
+            # and write the replies in the order the messages came.
+            async with trio.open_nursery() as nursery:
+                for slot, query in queries:
+                    nursery.start_soon(self._fill_places_reply, replies, slot, query)
+        if replies:
+            if logging_lines:
+                for reply in replies:
+                    self.log.info("%s > %s", conn, _summary(reply))
+            await stream.send_all(b"".join(replies))
+        return peer
+
+    async def _fill_places_reply(self, replies: list[bytes], slot: int, query: PlacesQuery) -> None:
+        response = await self.places.nearby(query)
+        replies[slot] = whatsat_reply(query.at_line, response, query.bound)
+
+
+def _summary(reply: bytes) -> str:
+    """A reply as one log line: a WHATSAT reply's JSON is summarised."""
+    first, _, rest = reply.rstrip(b"\n").partition(b"\n")
+    if rest:
+        return f"{show(first)} [+ places JSON, {len(rest)} bytes]"
+    return show(first)
+
+
+def _address(stream: trio.SocketStream) -> str:
+    try:
+        host, port, *_ = stream.socket.getpeername()
+    except OSError:
+        return "?"
+    return f"{host}:{port}"
