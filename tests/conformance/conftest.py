@@ -1,0 +1,36 @@
+"""Black-box fixtures: each test runs once per implementation of the herd."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from trioherd.core.config import CS131_HERD
+
+from processes import IMPLEMENTATIONS, HerdProcesses, make_herd
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def implementation(request: pytest.FixtureRequest) -> str:
+    """The module that runs a herd server."""
+    return str(request.param)
+
+
+@pytest.fixture
+def processes(implementation: str, tmp_path: Path) -> Iterator[HerdProcesses]:
+    """A herd of subprocesses, none started yet; all stopped at the end."""
+    herd = make_herd(implementation, tmp_path)
+    try:
+        yield herd
+    finally:
+        herd.stop_all()
+
+
+@pytest.fixture
+async def herd(processes: HerdProcesses) -> HerdProcesses:
+    """The five-server CS 131 herd, each server its own process."""
+    for name in CS131_HERD.names:
+        await processes.start(name)
+    return processes

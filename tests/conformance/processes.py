@@ -1,0 +1,130 @@
+"""Herd servers as subprocesses, started with ``python -m ...``, for black-box tests.
+
+Everything here talks to servers over TCP and through their command line, so
+the same tests run against any implementation of the herd: add its module to
+:data:`IMPLEMENTATIONS`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import trio
+
+from trioherd.core.config import CS131_HERD
+
+from support import WAIT, free_ports
+
+#: ``python -m MODULE`` for each implementation under test.
+IMPLEMENTATIONS = ["trioherd"]
+
+
+def herd_toml(ports: Sequence[int]) -> str:
+    """The CS 131 herd's names and links on ``ports``, as TOML."""
+    lines = []
+    for server, port in zip(CS131_HERD.servers, ports, strict=True):
+        peers = ", ".join(f'"{p}"' for p in server.peers)
+        lines += [f"[servers.{server.name}]", f"port = {port}", f"peers = [{peers}]", ""]
+    return "\n".join(lines)
+
+
+@dataclass
+class HerdProcesses:
+    """Herd servers running as subprocesses of one implementation."""
+
+    implementation: str
+    config: Path
+    log_dir: Path
+    ports: dict[str, int]
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def address(self, name: str) -> tuple[str, int]:
+        return ("127.0.0.1", self.ports[name])
+
+    def command(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", self.implementation, *args]
+
+    async def start(self, name: str) -> None:
+        """Start server ``name`` and wait until it accepts connections."""
+        self.processes[name] = self._spawn(name)
+        await wait_for_port(self.address(name), self.processes[name])
+
+    async def start_together(self) -> None:
+        """Start the whole herd in one process (``--all``) and wait for every port."""
+        process = self.processes["--all"] = self._spawn("--all")
+        for name in self.ports:
+            await wait_for_port(self.address(name), process)
+
+    def _spawn(self, *args: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            self.command(*args, "--config", str(self.config), "--log-dir", str(self.log_dir)),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+
+    def kill(self, name: str) -> None:
+        """Kill server ``name`` with SIGKILL: no goodbye to its peers."""
+        process = self.processes.pop(name)
+        process.kill()
+        process.wait(WAIT)
+        if process.stderr:
+            process.stderr.close()
+
+    def stop_all(self) -> None:
+        for process in self.processes.values():
+            process.send_signal(signal.SIGTERM)
+        for name in list(self.processes):
+            process = self.processes.pop(name)
+            try:
+                process.wait(WAIT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            if process.stderr:
+                process.stderr.close()
+
+
+async def wait_for_port(address: tuple[str, int], process: subprocess.Popen[bytes]) -> None:
+    """Wait (bounded) until ``address`` accepts a connection; fail if the process died."""
+    with trio.move_on_after(WAIT):
+        while process.poll() is None:
+            try:
+                stream = await trio.open_tcp_stream(*address)
+            except OSError:
+                await trio.sleep(0.02)
+                continue
+            await stream.aclose()
+            return
+        err = process.stderr.read().decode() if process.stderr else ""
+        pytest.fail(f"server exited with {process.returncode}: {err}")
+    pytest.fail(f"server did not listen on {address} within {WAIT} s")
+
+
+def make_herd(implementation: str, tmp_path: Path) -> HerdProcesses:
+    ports = free_ports(5)
+    config = tmp_path / "herd.toml"
+    config.write_text(herd_toml(ports))
+    return HerdProcesses(
+        implementation, config, tmp_path / "logs", dict(zip(CS131_HERD.names, ports, strict=True))
+    )
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a command to completion (bounded) and capture its output."""
+    return subprocess.run(
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        timeout=WAIT * 3,
+        cwd=cwd,
+        env={**os.environ},
+        check=False,
+    )

@@ -1,0 +1,235 @@
+"""Conformance: protocol.md over TCP against servers run as ``python -m IMPL``.
+
+These tests know nothing of the implementation but its module name (see
+``conftest.py``), so the asyncio contrast runs them unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import time
+from functools import partial
+from pathlib import Path
+
+import trio
+
+from trioherd.core.config import CS131_HERD
+
+from processes import HerdProcesses, run_cli
+from support import WAIT, eventually, holds, talk, whatsat_line
+
+UCLA = b"+34.068930-118.445127"
+
+
+def now() -> bytes:
+    seconds, nanos = divmod(time.time_ns(), 10**9)
+    return b"%d.%09d" % (seconds, nanos)
+
+
+async def test_iamat_reply_is_exact(herd: HerdProcesses) -> None:
+    before = time.time_ns()
+    reply = await talk(
+        herd.address("Hill"), b"IAMAT kiwi.cs.ucla.edu %s 1621464827.959498503\n" % UCLA
+    )
+    after = time.time_ns()
+    at, server, skew, client, location, client_time = reply.rstrip(b"\n").split(b" ")
+    assert (at, server, client, location, client_time) == (
+        b"AT",
+        b"Hill",
+        b"kiwi.cs.ucla.edu",
+        UCLA,
+        b"1621464827.959498503",
+    )
+    assert skew[:1] == b"+"
+    seconds, fraction = skew[1:].split(b".")
+    assert len(fraction) == 9
+    skew_ns = int(seconds) * 10**9 + int(fraction)
+    client_ns = 1621464827_959498503
+    assert before - client_ns <= skew_ns <= after - client_ns
+
+
+async def test_negative_skew_for_a_client_clock_ahead(herd: HerdProcesses) -> None:
+    future = b"%d.5" % (time.time() + 3600)
+    reply = await talk(herd.address("Jaquez"), b"IAMAT ahead +0+0 %s\n" % future)
+    skew = reply.split()[2]
+    assert skew.startswith(b"-3599.") or skew.startswith(b"-3600.")
+
+
+async def test_flood_reaches_every_server_and_whatsat_names_the_first_server(
+    herd: HerdProcesses,
+) -> None:
+    reply = await talk(herd.address("Hill"), b"IAMAT flood %s %s\n" % (UCLA, now()))
+    at_line = reply.rstrip(b"\n")
+    for name in CS131_HERD.names:
+        await eventually(partial(holds, herd.address(name), b"flood", at_line), f"{name}")
+    whatsat = await talk(herd.address("Campbell"), b"WHATSAT flood 10 5\n")
+    first, _, body = whatsat.partition(b"\n")
+    assert first == at_line
+    assert whatsat.endswith(b"}\n\n")
+    places = json.loads(body)
+    assert places["status"] == "OK"
+    assert 1 <= len(places["results"]) <= 5
+    assert set(places) >= {"html_attributions", "results", "status"}
+    for result in places["results"]:
+        assert set(result) >= {"geometry", "name", "place_id", "types", "vicinity"}
+
+
+async def test_invalid_commands_are_echoed_and_the_connection_lives_on(
+    herd: HerdProcesses,
+) -> None:
+    bad = [
+        b"",
+        b"HELLO world",
+        b"IAMAT only three",
+        b"IAMAT x 34.0-118.0 5",
+        b"IAMAT x +91+0 5",
+        b"IAMAT x +0+0 5.1234567890",
+        b"WHATSAT unknown-client 10 5",
+        b"WHATSAT x 51 5",
+        b"WHATSAT x 10 21",
+        b"AT Hill +0.000000000 x +0+0 5",
+        b"\xff\xfe garbage",
+    ]
+    payload = b"IAMAT x +0+0 5\n" + b"".join(line + b"\n" for line in bad) + b"IAMAT y +0+0 5\n"
+    reply = await talk(herd.address("Smith"), payload)
+    lines = reply.split(b"\n")
+    assert lines[0].startswith(b"AT Smith ")
+    assert lines[1 : 1 + len(bad)] == [b"? " + line for line in bad]
+    assert lines[1 + len(bad)].startswith(b"AT Smith ")
+
+
+async def test_pipelined_split_and_unterminated_messages(herd: HerdProcesses) -> None:
+    payload = b"IAMAT p1 +1+1 1\r\nIAMAT p2 +2+2 2\nWHATSAT p1 5 1\nIAMAT p3 +3+3 3"
+    async with await trio.open_tcp_stream(*herd.address("Singleton")) as stream:
+        for i in range(0, len(payload), 7):
+            await stream.send_all(payload[i : i + 7])
+        await stream.send_eof()
+        chunks = []
+        with trio.fail_after(WAIT):
+            while data := await stream.receive_some(65536):
+                chunks.append(data)
+    reply = b"".join(chunks)
+    head, _, tail = reply.partition(b"\n\n")
+    lines = head.split(b"\n")
+    assert lines[0].endswith(b" p1 +1+1 1")
+    assert lines[1].endswith(b" p2 +2+2 2")
+    assert lines[2] == lines[0]
+    json.loads(b"\n".join(lines[3:]))
+    assert tail.startswith(b"AT Singleton ")
+    assert tail.endswith(b" p3 +3+3 3\n")
+
+
+async def test_stale_and_tied_iamats(herd: HerdProcesses) -> None:
+    first = (await talk(herd.address("Hill"), b"IAMAT st +1+1 500\n")).rstrip(b"\n")
+    await eventually(partial(holds, herd.address("Campbell"), b"st", first), "Campbell")
+    for line in (b"IAMAT st +2+2 499.9", b"IAMAT st +3+3 500.000"):
+        reply = await talk(herd.address("Campbell"), line + b"\n")
+        assert reply.split()[1] == b"Campbell"
+        assert reply.split()[3:] == line.split()[1:]
+    assert await whatsat_line(herd.address("Campbell"), b"st") == first
+
+
+async def test_long_line_is_refused(herd: HerdProcesses) -> None:
+    reply = await talk(herd.address("Hill"), b"y" * (64 * 1024 + 10) + b"\nIAMAT z +0+0 1\n")
+    assert reply == b"? " + b"y" * 64 * 1024 + b"\n"
+
+
+async def test_killed_neighbour_catches_up_after_restart(processes: HerdProcesses) -> None:
+    for name in CS131_HERD.names:
+        await processes.start(name)
+    processes.kill("Smith")
+    hill = (await talk(processes.address("Hill"), b"IAMAT h +1+1 %s\n" % now())).rstrip(b"\n")
+    far = (await talk(processes.address("Campbell"), b"IAMAT c +2+2 %s\n" % now())).rstrip(b"\n")
+    await processes.start("Smith")
+    smith = processes.address("Smith")
+    await eventually(partial(holds, smith, b"h", hill), "Smith to learn Hill's update")
+    await eventually(partial(holds, smith, b"c", far), "Smith to learn Campbell's update")
+    # The restarted server is linked again both ways: a new update at Smith
+    # reaches Hill.
+    new = (await talk(smith, b"IAMAT s +3+3 %s\n" % now())).rstrip(b"\n")
+    await eventually(partial(holds, processes.address("Hill"), b"s", new), "Hill to learn")
+    log = (processes.log_dir / "Hill.log").read_text()
+    assert "link to Smith" in log
+    assert "link from Smith accepted" in log
+
+
+async def test_sigterm_stops_a_server_cleanly(processes: HerdProcesses) -> None:
+    await processes.start("Hill")
+    process = processes.processes.pop("Hill")
+    async with await trio.open_tcp_stream(*processes.address("Hill")):
+        process.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        assert process.wait(WAIT) == 0
+    assert time.monotonic() - started < 3
+    assert process.stderr is not None
+    assert b"Traceback" not in process.stderr.read()
+    process.stderr.close()
+    assert "stopped" in (processes.log_dir / "Hill.log").read_text()
+
+
+def test_unknown_server_is_a_one_line_error(implementation: str, tmp_path: Path) -> None:
+    result = run_cli("-m", implementation, "Westwood", "--log-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "unknown server 'Westwood'" in result.stderr
+
+
+def test_bad_config_is_a_one_line_error(implementation: str, tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("[servers.Hill]\nport = 'eight thousand'\n")
+    result = run_cli("-m", implementation, "Hill", "--config", str(config))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "port must be an integer" in result.stderr
+    missing = run_cli("-m", implementation, "Hill", "--config", str(tmp_path / "nope.toml"))
+    assert missing.returncode == 2
+    assert "cannot read" in missing.stderr
+
+
+def test_no_server_named_is_a_one_line_error(implementation: str) -> None:
+    result = run_cli("-m", implementation)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+
+
+def test_port_in_use_is_a_one_line_error(processes: HerdProcesses) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = processes.config.parent / "taken.toml"
+        config.write_text(f"[servers.Hill]\nport = {port}\n")
+        result = run_cli(
+            "-m",
+            processes.implementation,
+            "Hill",
+            "--config",
+            str(config),
+            "--log-dir",
+            str(processes.log_dir),
+        )
+    assert result.returncode == 1
+    assert result.stderr.strip().endswith(
+        f"cannot listen on 127.0.0.1:{port}: address already in use"
+    )
+    assert result.stderr.count("\n") == 1
+
+
+def test_help_describes_the_flags(implementation: str) -> None:
+    result = run_cli("-m", implementation, "--help")
+    assert result.returncode == 0
+    for flag in ("--all", "--config", "--log-dir"):
+        assert flag in result.stdout
+
+
+async def test_all_servers_in_one_process(processes: HerdProcesses) -> None:
+    await processes.start_together()
+    reply = await talk(processes.address("Hill"), b"IAMAT one +1+1 %s\n" % now())
+    await eventually(
+        partial(holds, processes.address("Campbell"), b"one", reply.rstrip(b"\n")), "Campbell"
+    )
+    assert sorted(p.name for p in processes.log_dir.iterdir()) == sorted(
+        f"{name}.log" for name in CS131_HERD.names
+    )

@@ -1,0 +1,93 @@
+"""Helpers for tests: in-process herds on OS-chosen ports, clients, bounded waits."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
+
+import pytest
+import trio
+
+from trioherd.client import exchange
+from trioherd.core.config import CS131_HERD, HerdConfig, build_herd
+from trioherd.core.framing import DEFAULT_MAX_LINE
+from trioherd.core.logs import HerdLogs
+from trioherd.herd import RunningHerd, run_herd
+from trioherd.places import OfflinePlaces
+
+#: The longest any test waits for something that should take milliseconds.
+WAIT = 10.0
+
+
+def cs131_herd_on(ports: Sequence[int]) -> HerdConfig:
+    """The CS 131 herd's names and links on other ports (0: the OS picks)."""
+    return build_herd(
+        {
+            s.name: ("127.0.0.1", port, list(s.peers))
+            for s, port in zip(CS131_HERD.servers, ports, strict=True)
+        }
+    )
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports that were free a moment ago, for servers that must restart on one."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+@asynccontextmanager
+async def herd_running(
+    herd: HerdConfig,
+    names: Sequence[str],
+    log_dir: Path,
+    places: OfflinePlaces,
+    *,
+    max_line: int = DEFAULT_MAX_LINE,
+) -> AsyncIterator[RunningHerd]:
+    """Servers ``names`` of ``herd`` running in this process until the block ends."""
+    with HerdLogs(log_dir, names, echo_errors=False) as logs:
+        async with trio.open_nursery() as nursery:
+            running: RunningHerd = await nursery.start(
+                partial(
+                    run_herd, herd, names, places, logs, handle_signals=False, max_line=max_line
+                )
+            )
+            yield running
+            nursery.cancel_scope.cancel()
+
+
+async def talk(address: tuple[str, int], payload: bytes) -> bytes:
+    """Send ``payload``, half-close, return the whole reply (bounded wait)."""
+    with trio.fail_after(WAIT):
+        return await exchange(address, payload)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
+    """Wait until ``check()`` is true, polling; fail after :data:`WAIT` seconds."""
+    with trio.move_on_after(WAIT):
+        # Polling is the point: the condition lives in another process or
+        # behind a socket, where no event of ours can signal it.
+        while not await check():  # noqa: ASYNC110
+            await trio.sleep(0.005)
+        return
+    pytest.fail(f"timed out waiting for {what}")
+
+
+async def whatsat_line(address: tuple[str, int], client: bytes) -> bytes:
+    """The first line of a WHATSAT reply from ``address`` about ``client``."""
+    reply = await talk(address, b"WHATSAT %s 10 1\n" % client)
+    return reply.split(b"\n", 1)[0]
+
+
+async def holds(address: tuple[str, int], client: bytes, at_line: bytes) -> bool:
+    """Whether the server at ``address`` answers WHATSAT with ``at_line``."""
+    return await whatsat_line(address, client) == at_line
