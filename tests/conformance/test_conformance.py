@@ -233,3 +233,12 @@ async def test_all_servers_in_one_process(processes: HerdProcesses) -> None:
     assert sorted(p.name for p in processes.log_dir.iterdir()) == sorted(
         f"{name}.log" for name in CS131_HERD.names
     )
+
+
+def test_unusable_log_dir_is_a_one_line_error(implementation: str, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = run_cli("-m", implementation, "Hill", "--log-dir", str(blocker / "logs"))
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1
+    assert "cannot use log directory" in result.stderr
