@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -15,8 +16,10 @@ from trioherd.client import exchange
 from trioherd.core.config import CS131_HERD, HerdConfig, build_herd
 from trioherd.core.framing import DEFAULT_MAX_LINE
 from trioherd.core.logs import HerdLogs
+from trioherd.core.nearby import NEARBY_PATH
 from trioherd.herd import RunningHerd, run_herd
 from trioherd.places import OfflinePlaces
+from trioherd.places_server import Behaviour, PlacesServer
 
 #: The longest any test waits for something that should take milliseconds.
 WAIT = 10.0
@@ -91,3 +94,15 @@ async def whatsat_line(address: tuple[str, int], client: bytes) -> bytes:
 async def holds(address: tuple[str, int], client: bytes, at_line: bytes) -> bool:
     """Whether the server at ``address`` answers WHATSAT with ``at_line``."""
     return await whatsat_line(address, client) == at_line
+
+
+@asynccontextmanager
+async def places_server(
+    behaviour: Behaviour | None = None,
+) -> AsyncIterator[tuple[PlacesServer, str]]:
+    """Our Places server on an OS-chosen port, and its Nearby Search URL."""
+    server = PlacesServer(behaviour or Behaviour(), random.Random(7))
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(server.serve, 0)
+        yield server, f"http://127.0.0.1:{port}{NEARBY_PATH}"
+        nursery.cancel_scope.cancel()

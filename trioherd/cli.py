@@ -4,39 +4,51 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from functools import partial
 
 import trio
 
 from trioherd.core.logs import HerdLogs, LogSetupError
-from trioherd.core.options import Options, parse_options
+from trioherd.core.nearby import NEARBY_PATH
+from trioherd.core.options import Options, parse_options, sole_exception
 from trioherd.herd import BindError, RunningHerd, run_herd
-from trioherd.places import OfflinePlaces
+from trioherd.places import OfflinePlaces, open_places
+from trioherd.places_server import PlacesServer
 
 PROG = "python -m trioherd"
 
 
 async def serve(options: Options, logs: HerdLogs) -> None:
     """Run the servers ``options`` names until SIGINT or SIGTERM."""
-    places = OfflinePlaces()
     async with trio.open_nursery() as nursery:
-        # Read the places index while the herd starts, not at the first WHATSAT.
-        nursery.start_soon(places.warm_up)
-        running: RunningHerd = await nursery.start(
-            lambda task_status: run_herd(
-                options.herd,
-                options.names,
-                places,
-                logs,
-                max_line=options.max_line,
-                task_status=task_status,
-            )
-        )
-        for name, (host, port) in running.addresses.items():
-            print(
-                f"{name} listening on {host}:{port}, log {logs.log_dir / name}.log",
-                file=sys.stderr,
-                flush=True,
-            )
+        url = None
+        if options.places.local_server:
+            port = await nursery.start(PlacesServer().serve, 0)
+            url = f"http://127.0.0.1:{port}{NEARBY_PATH}"
+            print(f"Places server on {url}", file=sys.stderr, flush=True)
+        async with open_places(options.places, url) as places:
+            if isinstance(places, OfflinePlaces):
+                # Read the index while the herd starts, not at the first WHATSAT.
+                nursery.start_soon(places.warm_up)
+            async with trio.open_nursery() as herd_nursery:
+                running: RunningHerd = await herd_nursery.start(
+                    partial(
+                        run_herd,
+                        options.herd,
+                        options.names,
+                        places,
+                        logs,
+                        max_line=options.max_line,
+                    )
+                )
+                for name, (host, port) in running.addresses.items():
+                    print(
+                        f"{name} listening on {host}:{port}, log {logs.log_dir / name}.log",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+        # The herd has stopped: stop what was started beside it.
+        nursery.cancel_scope.cancel()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -46,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with HerdLogs(options.log_dir, options.names, level=options.log_level) as logs:
             trio.run(serve, options, logs)
     except BaseException as exc:
-        leaf = _sole_exception(exc)
+        leaf = sole_exception(exc)
         if isinstance(leaf, (LogSetupError, BindError)):
             print(f"{PROG}: error: {leaf}", file=sys.stderr)
             return 1
@@ -55,10 +67,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 130
         raise
     return 0
-
-
-def _sole_exception(exc: BaseException) -> BaseException:
-    """The one exception inside nested single-member exception groups."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc

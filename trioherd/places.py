@@ -10,13 +10,23 @@ well-formed reply.
 from __future__ import annotations
 
 import contextlib
+import logging
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
+import httpx
 import trio
 
 from trioherd.core import geonames
-from trioherd.core.places import error_response
+from trioherd.core.options import PlacesOptions
+from trioherd.core.places import error_response, metres
 from trioherd.core.state import PlacesQuery
+
+# httpx logs each request's URL at INFO, and a Google URL holds the API key.
+# Our servers log through loggers of their own, but someone else's logging
+# setup (basicConfig in a script that imports us) must not leak it either.
+for _name in ("httpx", "httpcore"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 
 class PlacesSource(Protocol):
@@ -72,3 +82,91 @@ class OfflinePlaces:
         # Well under a millisecond (bench/places_index.py): cheaper inline
         # than a trip to a worker thread.
         return index.nearby_search(query.latitude, query.longitude, query.radius_m, query.bound)
+
+
+class HttpPlaces:
+    """Nearby Search over HTTP with httpx: Google's API or any compatible endpoint.
+
+    One instance, with one :class:`httpx.AsyncClient`, serves every server in
+    the process, so its keep-alive pool is shared. The pool holds at most
+    ``concurrency`` connections, which is also the most requests in flight;
+    each request, its wait for a pooled connection included, is bounded by
+    ``timeout`` seconds.
+
+    Args:
+        client: the HTTP client; the caller owns its lifetime.
+        url: the Nearby Search endpoint.
+        key: the API key sent as ``key=``; it appears nowhere else.
+        timeout: the bound on one request, in seconds.
+    """
+
+    def __init__(
+        self, client: httpx.AsyncClient, url: str, key: str | None, timeout: float
+    ) -> None:
+        self._client = client
+        self._url = url
+        self._key = key
+        self._timeout = timeout
+        with_key = "with an API key" if key else "without an API key"
+        self.description = f"Nearby Search over HTTP at {url} ({with_key})"
+
+    async def nearby(self, query: PlacesQuery) -> dict[str, Any]:
+        params = {
+            "location": f"{query.latitude!r},{query.longitude!r}",
+            "radius": metres(query.radius_m),
+        }
+        if self._key:
+            params["key"] = self._key
+        with trio.move_on_after(self._timeout):
+            try:
+                response = await self._client.get(self._url, params=params)
+            except httpx.HTTPError as exc:
+                return error_response(self._redact(f"Places request failed: {_describe(exc)}"))
+            return self._decode(response)
+        return error_response(f"Places request timed out after {self._timeout:g} s")
+
+    def _decode(self, response: httpx.Response) -> dict[str, Any]:
+        if response.status_code != 200:
+            return error_response(f"Places answered HTTP {response.status_code}")
+        try:
+            body = response.json()
+        except ValueError:  # not JSON, or not UTF-8
+            return error_response("Places answered with a body that is not JSON")
+        if not isinstance(body, dict) or not isinstance(body.get("status"), str):
+            return error_response("Places answered with JSON that is not a Nearby Search response")
+        # Google's own statuses (REQUEST_DENIED, OVER_QUERY_LIMIT...) go to
+        # the client as Google sent them.
+        return body
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._key, "<key>") if self._key else text
+
+
+def _describe(exc: httpx.HTTPError) -> str:
+    # The class name says what failed (ConnectError, ReadError...); the
+    # message, where there is one, says why. Neither holds the request URL.
+    detail = str(exc)
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+
+
+@contextlib.asynccontextmanager
+async def open_places(
+    options: PlacesOptions, url: str | None = None
+) -> AsyncIterator[PlacesSource]:
+    """The Places source ``options`` ask for, open for the ``async with`` block.
+
+    Args:
+        options: the Places options of the command line.
+        url: the endpoint to use instead of ``options.url`` (our own Places
+            server, started by the caller).
+    """
+    url = url or options.url
+    if url is None:
+        yield OfflinePlaces()
+        return
+    limits = httpx.Limits(
+        max_connections=options.concurrency, max_keepalive_connections=options.concurrency
+    )
+    # httpx's own timeouts are per phase; the overall bound is HttpPlaces'.
+    async with httpx.AsyncClient(limits=limits, timeout=options.timeout) as client:
+        yield HttpPlaces(client, url, options.key, options.timeout)

@@ -184,6 +184,9 @@ class HerdServer:
 
     async def _fill_places_reply(self, replies: list[bytes], slot: int, query: PlacesQuery) -> None:
         response = await self.places.nearby(query)
+        status = response.get("status")
+        if status not in ("OK", "ZERO_RESULTS"):
+            self.log.warning("places: %s: %s", status, response.get("error_message", ""))
         replies[slot] = whatsat_reply(query.at_line, response, query.bound)
 
 

@@ -51,20 +51,21 @@ class HerdProcesses:
     def command(self, *args: str) -> list[str]:
         return [sys.executable, "-m", self.implementation, *args]
 
-    async def start(self, name: str) -> None:
+    async def start(self, name: str, *options: str, env: dict[str, str] | None = None) -> None:
         """Start server ``name`` and wait until it accepts connections."""
-        self.processes[name] = self._spawn(name)
+        self.processes[name] = self._spawn(name, *options, env=env)
         await wait_for_port(self.address(name), self.processes[name])
 
-    async def start_together(self) -> None:
+    async def start_together(self, *options: str) -> None:
         """Start the whole herd in one process (``--all``) and wait for every port."""
-        process = self.processes["--all"] = self._spawn("--all")
+        process = self.processes["--all"] = self._spawn("--all", *options)
         for name in self.ports:
             await wait_for_port(self.address(name), process)
 
-    def _spawn(self, *args: str) -> subprocess.Popen[bytes]:
+    def _spawn(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             self.command(*args, "--config", str(self.config), "--log-dir", str(self.log_dir)),
+            env={**os.environ, **(env or {})},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -117,7 +118,9 @@ def make_herd(implementation: str, tmp_path: Path) -> HerdProcesses:
     )
 
 
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run a command to completion (bounded) and capture its output."""
     return subprocess.run(
         [sys.executable, *args],
@@ -125,6 +128,6 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
         text=True,
         timeout=WAIT * 3,
         cwd=cwd,
-        env={**os.environ},
+        env={**os.environ, **(env or {})},
         check=False,
     )

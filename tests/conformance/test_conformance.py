@@ -16,9 +16,11 @@ from pathlib import Path
 import trio
 
 from trioherd.core.config import CS131_HERD
+from trioherd.core.nearby import KeyPolicy
+from trioherd.places_server import Behaviour
 
 from processes import HerdProcesses, run_cli
-from support import WAIT, eventually, holds, talk, whatsat_line
+from support import WAIT, eventually, holds, places_server, talk, whatsat_line
 
 UCLA = b"+34.068930-118.445127"
 
@@ -242,3 +244,60 @@ def test_unusable_log_dir_is_a_one_line_error(implementation: str, tmp_path: Pat
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1
     assert "cannot use log directory" in result.stderr
+
+
+KEY = "AIzaSy-conformance-key-0123456789"
+
+
+async def test_whatsat_over_http_with_a_key_from_the_environment(
+    processes: HerdProcesses,
+) -> None:
+    behaviour = Behaviour(keys=KeyPolicy(required=True, expected=KEY))
+    async with places_server(behaviour) as (server, url):
+        await processes.start("Hill", "--places-url", url, env={"GOOGLE_PLACES_API_KEY": KEY})
+        hill = processes.address("Hill")
+        at_line = (await talk(hill, b"IAMAT web %s %s\n" % (UCLA, now()))).rstrip(b"\n")
+        reply = await talk(hill, b"WHATSAT web 10 2\n")
+        assert server.requests == 1
+    first, _, body = reply.partition(b"\n")
+    assert first == at_line
+    assert json.loads(body)["status"] == "OK"
+    assert KEY.encode() not in reply
+    processes.stop_all()
+    log = (processes.log_dir / "Hill.log").read_text()
+    assert f"Nearby Search over HTTP at {url}" in log
+    assert KEY not in log
+
+
+async def test_the_whole_path_over_http_in_one_command(processes: HerdProcesses) -> None:
+    await processes.start_together("--places-server")
+    at_line = await talk(processes.address("Hill"), b"IAMAT all %s %s\n" % (UCLA, now()))
+    at_line = at_line.rstrip(b"\n")
+    campbell = processes.address("Campbell")
+    await eventually(partial(holds, campbell, b"all", at_line), "Campbell")
+    reply = await talk(campbell, b"WHATSAT all 10 2\n")
+    assert json.loads(reply.partition(b"\n")[2])["status"] == "OK"
+    processes.stop_all()
+    assert (
+        "Nearby Search over HTTP at http://127.0.0.1:"
+        in (processes.log_dir / "Campbell.log").read_text()
+    )
+
+
+def test_bad_places_options_are_one_line_errors(implementation: str, tmp_path: Path) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_text(KEY + " and more")
+    cases = [
+        (["--places-url", "ftp://example.org/"], "not an http:// or https:// URL"),
+        (["--places-key-file", str(tmp_path / "none")], "cannot read key file"),
+        (["--places-key-file", str(key_file)], "key is empty or holds white space"),
+        (["--places-url", "http://127.0.0.1:1/", "--places-server"], "not both"),
+        (["--places-timeout", "0"], "--places-timeout must be"),
+        (["--places-concurrency", "0"], "--places-concurrency must be"),
+    ]
+    for options, message in cases:
+        result = run_cli("-m", implementation, "Hill", *options, "--log-dir", str(tmp_path))
+        assert result.returncode == 2, options
+        assert result.stderr.count("\n") == 1, result.stderr
+        assert message in result.stderr
+        assert KEY not in result.stderr

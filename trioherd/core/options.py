@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
@@ -30,6 +31,31 @@ class OneLineParser(argparse.ArgumentParser):
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 
 
+#: Google's legacy Nearby Search endpoint.
+GOOGLE_NEARBY_URL = "https://maps.googleapis.com/maps/api/place/nearbysearch/json"
+#: The environment variable holding a Google Places API key.
+KEY_VARIABLE = "GOOGLE_PLACES_API_KEY"
+
+
+@dataclass(frozen=True)
+class PlacesOptions:
+    """Where WHATSAT gets places: over HTTP (a URL, a key, or our own server) or offline.
+
+    ``key`` is a secret: it goes into requests and nowhere else.
+    """
+
+    url: str | None = None
+    key: str | None = field(default=None, repr=False)
+    timeout: float = 5.0
+    concurrency: int = 500
+    local_server: bool = False
+
+    @property
+    def over_http(self) -> bool:
+        """Whether WHATSAT asks an HTTP endpoint rather than the offline index."""
+        return self.url is not None or self.key is not None or self.local_server
+
+
 @dataclass(frozen=True)
 class Options:
     """What a herd server process was asked to do."""
@@ -39,6 +65,7 @@ class Options:
     log_dir: Path
     log_level: int
     max_line: int
+    places: PlacesOptions = PlacesOptions()
 
 
 def build_parser(prog: str, implementation: str) -> OneLineParser:
@@ -90,11 +117,97 @@ def build_parser(prog: str, implementation: str) -> OneLineParser:
         metavar="BYTES",
         help=f"longest message line accepted (default: {DEFAULT_MAX_LINE})",
     )
+    places = parser.add_argument_group(
+        "places",
+        f"WHATSAT asks Google's Nearby Search when ${KEY_VARIABLE} or --places-key-file "
+        "gives a key, any Google-compatible endpoint given by --places-url, or our own "
+        "Places server with --places-server; with none of these it answers from "
+        "offline GeoNames data.",
+    )
+    places.add_argument(
+        "--places-url",
+        metavar="URL",
+        help="a Google-compatible Nearby Search endpoint "
+        f"(with a key, the default is {GOOGLE_NEARBY_URL})",
+    )
+    places.add_argument(
+        "--places-key-file",
+        type=Path,
+        metavar="FILE",
+        help=f"read the API key from FILE instead of ${KEY_VARIABLE}",
+    )
+    places.add_argument(
+        "--places-server",
+        action="store_true",
+        help="start our own Places server in this process and use it over HTTP",
+    )
+    places.add_argument(
+        "--places-timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="longest wait for a Places answer, queueing included (default 5)",
+    )
+    places.add_argument(
+        "--places-concurrency",
+        type=int,
+        default=500,
+        metavar="N",
+        help="most Places requests in flight per process, and the size of the "
+        "keep-alive pool (default 500)",
+    )
     return parser
 
 
-def parse_options(argv: Sequence[str] | None, prog: str, implementation: str = "trio") -> Options:
-    """Parse a herd server's command line; exit with a one-line error if it is bad."""
+def _places_options(
+    parser: OneLineParser, args: argparse.Namespace, environ: Mapping[str, str]
+) -> PlacesOptions:
+    key = environ.get(KEY_VARIABLE) or None
+    if args.places_key_file is not None:
+        try:
+            key = args.places_key_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            parser.error(f"cannot read key file {args.places_key_file}: {reason}")
+    # Never echo the key itself in an error: only what is wrong with it.
+    if key is not None and (not key or not key.isprintable() or any(c.isspace() for c in key)):
+        parser.error("the Places API key is empty or holds white space")
+    url = args.places_url
+    if url is not None:
+        scheme, _, rest = url.partition("://")
+        if scheme not in ("http", "https") or not rest.split("/", 1)[0]:
+            parser.error(f"--places-url {url!r} is not an http:// or https:// URL")
+        if args.places_server:
+            parser.error("give --places-url or --places-server, not both")
+    elif key is not None and not args.places_server:
+        url = GOOGLE_NEARBY_URL
+    if not 0 < args.places_timeout < float("inf"):
+        parser.error("--places-timeout must be a positive number of seconds")
+    if args.places_concurrency < 1:
+        parser.error("--places-concurrency must be at least 1")
+    return PlacesOptions(
+        url=url,
+        key=key,
+        timeout=args.places_timeout,
+        concurrency=args.places_concurrency,
+        local_server=args.places_server,
+    )
+
+
+def parse_options(
+    argv: Sequence[str] | None,
+    prog: str,
+    implementation: str = "trio",
+    environ: Mapping[str, str] = os.environ,
+) -> Options:
+    """Parse a herd server's command line; exit with a one-line error if it is bad.
+
+    Args:
+        argv: the arguments, without the program name; ``None``: ``sys.argv``.
+        prog: the program's name for messages.
+        implementation: the event loop, for ``--help``.
+        environ: the environment, for the API key.
+    """
     parser = build_parser(prog, implementation)
     args = parser.parse_args(argv)
     try:
@@ -113,4 +226,16 @@ def parse_options(argv: Sequence[str] | None, prog: str, implementation: str = "
             parser.error(str(exc))
     if args.max_line < 16:
         parser.error("--max-line must be at least 16 bytes")
-    return Options(herd, names, args.log_dir, _LEVELS[args.log_level], args.max_line)
+    places = _places_options(parser, args, environ)
+    return Options(herd, names, args.log_dir, _LEVELS[args.log_level], args.max_line, places)
+
+
+def sole_exception(exc: BaseException) -> BaseException:
+    """The one exception inside nested single-member exception groups.
+
+    Entry points use it to turn an error raised inside a nursery back into
+    the one-line message it deserves.
+    """
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc

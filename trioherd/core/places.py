@@ -47,6 +47,15 @@ def whatsat_reply(at_line: bytes, response: Mapping[str, Any], bound: int) -> by
     return at_line + b"\n" + text.encode("utf-8", "backslashreplace") + b"\n\n"
 
 
+def metres(radius_m: float) -> str:
+    """A radius for a Nearby Search URL: plain decimal metres, to the millimetre.
+
+    Never an exponent (``1e-05``), which an endpoint may refuse.
+    """
+    text = f"{radius_m:.3f}".rstrip("0").rstrip(".")
+    return text if text not in ("", "0") else "0.001"
+
+
 def error_response(message: str, status: str = "UNKNOWN_ERROR") -> dict[str, Any]:
     """A Google-shaped response for a Places source that failed.
 
