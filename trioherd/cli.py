@@ -8,10 +8,11 @@ from functools import partial
 
 import trio
 
+from trioherd.core.config import BindError
 from trioherd.core.logs import HerdLogs, LogSetupError
 from trioherd.core.nearby import NEARBY_PATH
 from trioherd.core.options import Options, parse_options, sole_exception
-from trioherd.herd import BindError, RunningHerd, run_herd
+from trioherd.herd import RunningHerd, run_herd
 from trioherd.places import OfflinePlaces, open_places
 from trioherd.places_server import PlacesServer
 

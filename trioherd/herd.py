@@ -14,22 +14,17 @@ port a listener really got.
 
 from __future__ import annotations
 
-import errno
 import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import trio
 
-from trioherd.core.config import HerdConfig
+from trioherd.core.config import BindError, HerdConfig
 from trioherd.core.framing import DEFAULT_MAX_LINE
 from trioherd.core.logs import HerdLogs
 from trioherd.places import PlacesSource
 from trioherd.server import HerdServer
-
-
-class BindError(Exception):
-    """A server's address cannot be listened on; one line for the user."""
 
 
 @dataclass(frozen=True)
@@ -54,11 +49,7 @@ async def bind(host: str, port: int) -> list[trio.SocketListener]:
     try:
         return await trio.open_tcp_listeners(port, host=host)
     except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            reason = "address already in use"
-        else:
-            reason = exc.strerror or str(exc)
-        raise BindError(f"cannot listen on {host}:{port}: {reason}") from None
+        raise BindError.from_os_error(host, port, exc) from None
 
 
 async def run_herd(

@@ -19,7 +19,7 @@ import trio
 
 from trioherd.core import geonames
 from trioherd.core.options import PlacesOptions
-from trioherd.core.places import error_response, metres
+from trioherd.core.places import error_response, metres, parse_places_answer
 from trioherd.core.state import PlacesQuery
 
 # httpx logs each request's URL at INFO, and a Google URL holds the API key.
@@ -122,21 +122,8 @@ class HttpPlaces:
                 response = await self._client.get(self._url, params=params)
             except httpx.HTTPError as exc:
                 return error_response(self._redact(f"Places request failed: {_describe(exc)}"))
-            return self._decode(response)
+            return parse_places_answer(response.status_code, response.content)
         return error_response(f"Places request timed out after {self._timeout:g} s")
-
-    def _decode(self, response: httpx.Response) -> dict[str, Any]:
-        if response.status_code != 200:
-            return error_response(f"Places answered HTTP {response.status_code}")
-        try:
-            body = response.json()
-        except ValueError:  # not JSON, or not UTF-8
-            return error_response("Places answered with a body that is not JSON")
-        if not isinstance(body, dict) or not isinstance(body.get("status"), str):
-            return error_response("Places answered with JSON that is not a Nearby Search response")
-        # Google's own statuses (REQUEST_DENIED, OVER_QUERY_LIMIT...) go to
-        # the client as Google sent them.
-        return body
 
     def _redact(self, text: str) -> str:
         return text.replace(self._key, "<key>") if self._key else text

@@ -23,10 +23,10 @@ from functools import partial
 import trio
 
 from trioherd.core.framing import DEFAULT_MAX_LINE, LineBuffer, LineTooLong
-from trioherd.core.logs import show
+from trioherd.core.logs import show, summary
 from trioherd.core.messages import invalid
 from trioherd.core.places import whatsat_reply
-from trioherd.core.state import PeerJoined, PlacesQuery, ServerState
+from trioherd.core.state import PlacesQuery, ServerState
 from trioherd.peers import PeerLink
 from trioherd.places import PlacesSource
 
@@ -150,37 +150,30 @@ class HerdServer:
     ) -> str | None:
         """Answer one read's lines with one write; return who the connection is."""
         logging_lines = self.log.isEnabledFor(logging.INFO)
-        replies: list[bytes] = []
-        queries: list[tuple[int, PlacesQuery]] = []
-        for line in lines:
-            if logging_lines:
+        if logging_lines:
+            for line in lines:
                 self.log.info("%s < %s", conn, show(line))
-            outcome = self.state.handle(line, received_ns, peer)
-            if isinstance(outcome, bytes):
-                replies.append(outcome)
-            elif isinstance(outcome, PlacesQuery):
-                queries.append((len(replies), outcome))
-                replies.append(b"")
-            elif isinstance(outcome, PeerJoined):
-                peer = outcome.peer
-                self.log.info("%s: link from %s accepted", conn, peer)
-                # The neighbour is up: if our link to it is waiting, go now.
-                self.links[peer].retry_now()
+        answers = self.state.handle_lines(lines, received_ns, peer)
+        replies = answers.replies
+        if answers.joined is not None:
+            self.log.info("%s: link from %s accepted", conn, answers.joined)
+            # The neighbour is up: if our link to it is waiting, go now.
+            self.links[answers.joined].retry_now()
         if too_long is not None:
             replies.append(invalid(too_long.prefix))
             self.log.warning("%s: line over %d bytes, closing", conn, self.max_line)
-        if queries:
+        if answers.queries:
             # A read may hold several WHATSATs: ask Places for all at once,
             # and write the replies in the order the messages came.
             async with trio.open_nursery() as nursery:
-                for slot, query in queries:
+                for slot, query in answers.queries:
                     nursery.start_soon(self._fill_places_reply, replies, slot, query)
         if replies:
             if logging_lines:
                 for reply in replies:
-                    self.log.info("%s > %s", conn, _summary(reply))
+                    self.log.info("%s > %s", conn, summary(reply))
             await stream.send_all(b"".join(replies))
-        return peer
+        return answers.peer
 
     async def _fill_places_reply(self, replies: list[bytes], slot: int, query: PlacesQuery) -> None:
         response = await self.places.nearby(query)
@@ -188,14 +181,6 @@ class HerdServer:
         if status not in ("OK", "ZERO_RESULTS"):
             self.log.warning("places: %s: %s", status, response.get("error_message", ""))
         replies[slot] = whatsat_reply(query.at_line, response, query.bound)
-
-
-def _summary(reply: bytes) -> str:
-    """A reply as one log line: a WHATSAT reply's JSON is summarised."""
-    first, _, rest = reply.rstrip(b"\n").partition(b"\n")
-    if rest:
-        return f"{show(first)} [+ places JSON, {len(rest)} bytes]"
-    return show(first)
 
 
 def _address(stream: trio.SocketStream) -> str:

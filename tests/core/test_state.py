@@ -201,3 +201,18 @@ def test_error_response_is_google_shaped() -> None:
         "results": [],
         "status": "UNKNOWN_ERROR",
     }
+
+
+def test_handle_lines_collects_replies_queries_and_who_is_talking() -> None:
+    state = smith()
+    answers = state.handle_lines(
+        [b"IAMAT a +1+1 5", b"WHATSAT a 10 2", b"nonsense", b"PEER Hill 1",
+         b"AT Hill +0.000000000 b +2+2 6", b"IAMAT c +1+1 5"],
+        NOW,
+    )  # fmt: skip
+    assert answers.peer == answers.joined == "Hill"
+    assert answers.replies[0].startswith(b"AT Smith ")
+    assert answers.replies[1] == b""  # the slot for the WHATSAT's Places reply
+    assert answers.queries == [(1, state.handle(b"WHATSAT a 10 2", NOW))]
+    assert answers.replies[2:] == [b"? nonsense\n", b"? IAMAT c +1+1 5\n"]
+    assert state.table.line(b"b") == b"AT Hill +0.000000000 b +2+2 6"

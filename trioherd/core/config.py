@@ -13,6 +13,7 @@ A link listed on either side exists in both directions.
 
 from __future__ import annotations
 
+import errno
 import re
 import tomllib
 from collections.abc import Mapping
@@ -28,6 +29,19 @@ _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 class ConfigError(Exception):
     """The herd configuration is unusable; the message is one line for the user."""
+
+
+class BindError(Exception):
+    """A server's address cannot be listened on; the message is one line for the user."""
+
+    @classmethod
+    def from_os_error(cls, host: str, port: int, exc: OSError) -> BindError:
+        """The error for failing to listen on ``host:port`` with ``exc``."""
+        if exc.errno == errno.EADDRINUSE:
+            reason = "address already in use"
+        else:
+            reason = exc.strerror or str(exc)
+        return cls(f"cannot listen on {host}:{port}: {reason}")
 
 
 @dataclass(frozen=True, slots=True)

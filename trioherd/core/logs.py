@@ -36,6 +36,14 @@ def show(line: bytes) -> str:
     return line.decode("utf-8", "backslashreplace")
 
 
+def summary(reply: bytes) -> str:
+    """A reply as one log line: a WHATSAT reply's JSON is reduced to its size."""
+    first, _, rest = reply.rstrip(b"\n").partition(b"\n")
+    if rest:
+        return f"{show(first)} [+ places JSON, {len(rest)} bytes]"
+    return show(first)
+
+
 class HerdLogs:
     """The log files of the servers run by one process.
 

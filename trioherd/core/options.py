@@ -66,6 +66,8 @@ class Options:
     log_level: int
     max_line: int
     places: PlacesOptions = PlacesOptions()
+    #: Run on uvloop (the asyncio contrast only).
+    uvloop: bool = False
 
 
 def build_parser(prog: str, implementation: str) -> OneLineParser:
@@ -117,6 +119,10 @@ def build_parser(prog: str, implementation: str) -> OneLineParser:
         metavar="BYTES",
         help=f"longest message line accepted (default: {DEFAULT_MAX_LINE})",
     )
+    if implementation != "trio":
+        parser.add_argument(
+            "--uvloop", action="store_true", help="run the asyncio event loop on uvloop"
+        )
     places = parser.add_argument_group(
         "places",
         f"WHATSAT asks Google's Nearby Search when ${KEY_VARIABLE} or --places-key-file "
@@ -227,7 +233,15 @@ def parse_options(
     if args.max_line < 16:
         parser.error("--max-line must be at least 16 bytes")
     places = _places_options(parser, args, environ)
-    return Options(herd, names, args.log_dir, _LEVELS[args.log_level], args.max_line, places)
+    return Options(
+        herd,
+        names,
+        args.log_dir,
+        _LEVELS[args.log_level],
+        args.max_line,
+        places,
+        uvloop=getattr(args, "uvloop", False),
+    )
 
 
 def sole_exception(exc: BaseException) -> BaseException:

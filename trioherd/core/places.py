@@ -56,6 +56,24 @@ def metres(radius_m: float) -> str:
     return text if text not in ("", "0") else "0.001"
 
 
+def parse_places_answer(status_code: int, body: bytes) -> dict[str, Any]:
+    """A Places endpoint's HTTP answer as a Nearby Search response.
+
+    Google's own statuses (``REQUEST_DENIED``, ``OVER_QUERY_LIMIT``...) pass
+    through as Google sent them; an answer that is not a Nearby Search
+    response at all becomes ``UNKNOWN_ERROR`` saying what was wrong.
+    """
+    if status_code != 200:
+        return error_response(f"Places answered HTTP {status_code}")
+    try:
+        response = json.loads(body)
+    except ValueError:  # not JSON, or not UTF-8
+        return error_response("Places answered with a body that is not JSON")
+    if not isinstance(response, dict) or not isinstance(response.get("status"), str):
+        return error_response("Places answered with JSON that is not a Nearby Search response")
+    return response
+
+
 def error_response(message: str, status: str = "UNKNOWN_ERROR") -> dict[str, Any]:
     """A Google-shaped response for a Places source that failed.
 

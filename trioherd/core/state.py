@@ -62,6 +62,23 @@ class PeerJoined:
 Outcome = bytes | PlacesQuery | PeerJoined | None
 
 
+@dataclass(slots=True)
+class Answers:
+    """What a connection owes for one read's lines, in the order they came.
+
+    ``replies`` holds an empty placeholder at each slot listed in
+    ``queries``; the I/O layer asks Places and fills it in, then writes all
+    of ``replies`` at once.
+    """
+
+    replies: list[bytes]
+    queries: list[tuple[int, PlacesQuery]]
+    #: Who the connection is after these lines: a peer's name, or ``None``.
+    peer: str | None
+    #: Set if the connection identified itself as this peer in these lines.
+    joined: str | None = None
+
+
 def _nothing() -> None:
     pass
 
@@ -162,6 +179,22 @@ class ServerState:
             ):
                 return PeerJoined(self._peer_names[hello.name])
         return invalid(line)
+
+    def handle_lines(
+        self, lines: Iterable[bytes], received_ns: int, peer: str | None = None
+    ) -> Answers:
+        """:meth:`handle` each line of one read, collecting what to write back."""
+        answers = Answers([], [], peer)
+        for line in lines:
+            outcome = self.handle(line, received_ns, answers.peer)
+            if isinstance(outcome, bytes):
+                answers.replies.append(outcome)
+            elif isinstance(outcome, PlacesQuery):
+                answers.queries.append((len(answers.replies), outcome))
+                answers.replies.append(b"")
+            elif isinstance(outcome, PeerJoined):
+                answers.peer = answers.joined = outcome.peer
+        return answers
 
     def resync(self, peer: str) -> None:
         """Owe ``peer`` the whole table: its link has just (re)connected."""
