@@ -23,7 +23,7 @@ from trioherd.core.config import CS131_HERD
 from support import WAIT, free_ports
 
 #: ``python -m MODULE`` for each implementation under test.
-IMPLEMENTATIONS = ["trioherd"]
+IMPLEMENTATIONS = ["trioherd", "bench.asyncio_herd"]
 
 
 def herd_toml(ports: Sequence[int]) -> str:
@@ -48,12 +48,19 @@ class HerdProcesses:
     def address(self, name: str) -> tuple[str, int]:
         return ("127.0.0.1", self.ports[name])
 
-    def command(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", self.implementation, *args]
+    async def start(
+        self,
+        name: str,
+        *options: str,
+        env: dict[str, str] | None = None,
+        implementation: str | None = None,
+    ) -> None:
+        """Start server ``name`` and wait until it accepts connections.
 
-    async def start(self, name: str, *options: str, env: dict[str, str] | None = None) -> None:
-        """Start server ``name`` and wait until it accepts connections."""
-        self.processes[name] = self._spawn(name, *options, env=env)
+        ``implementation`` runs this one server on another implementation
+        than the herd's (a mixed herd).
+        """
+        self.processes[name] = self._spawn(name, *options, env=env, implementation=implementation)
         await wait_for_port(self.address(name), self.processes[name])
 
     async def start_together(self, *options: str) -> None:
@@ -62,9 +69,13 @@ class HerdProcesses:
         for name in self.ports:
             await wait_for_port(self.address(name), process)
 
-    def _spawn(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self, *args: str, env: dict[str, str] | None = None, implementation: str | None = None
+    ) -> subprocess.Popen[bytes]:
+        module = implementation or self.implementation
+        where = ("--config", str(self.config), "--log-dir", str(self.log_dir))
         return subprocess.Popen(
-            self.command(*args, "--config", str(self.config), "--log-dir", str(self.log_dir)),
+            [sys.executable, "-m", module, *args, *where],
             env={**os.environ, **(env or {})},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

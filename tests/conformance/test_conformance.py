@@ -19,7 +19,7 @@ from trioherd.core.config import CS131_HERD
 from trioherd.core.nearby import KeyPolicy
 from trioherd.places_server import Behaviour
 
-from processes import HerdProcesses, run_cli
+from processes import HerdProcesses, make_herd, run_cli
 from support import WAIT, eventually, holds, places_server, talk, whatsat_line
 
 UCLA = b"+34.068930-118.445127"
@@ -301,3 +301,33 @@ def test_bad_places_options_are_one_line_errors(implementation: str, tmp_path: P
         assert result.stderr.count("\n") == 1, result.stderr
         assert message in result.stderr
         assert KEY not in result.stderr
+
+
+async def test_a_mixed_herd_converges(processes: HerdProcesses) -> None:
+    """Trio and asyncio servers in one herd: the wire protocol is the same."""
+    other = {"trioherd": "bench.asyncio_herd", "bench.asyncio_herd": "trioherd"}
+    for i, name in enumerate(CS131_HERD.names):
+        # Alternate, so every link joins a trio server with an asyncio one
+        # somewhere along each route.
+        implementation = processes.implementation if i % 2 else other[processes.implementation]
+        await processes.start(name, implementation=implementation)
+    updates = {}
+    for name in ("Hill", "Campbell", "Jaquez"):
+        line = await talk(processes.address(name), b"IAMAT m%s +1+1 %s\n" % (name.encode(), now()))
+        updates[b"m" + name.encode()] = line.rstrip(b"\n")
+    for server in CS131_HERD.names:
+        for client, at_line in updates.items():
+            await eventually(
+                partial(holds, processes.address(server), client, at_line), f"{server}: {client!r}"
+            )
+
+
+async def test_asyncio_on_uvloop(tmp_path: Path) -> None:
+    herd = make_herd("bench.asyncio_herd", tmp_path)
+    try:
+        for name in CS131_HERD.names:
+            await herd.start(name, "--uvloop")
+        line = (await talk(herd.address("Hill"), b"IAMAT uv +1+1 %s\n" % now())).rstrip(b"\n")
+        await eventually(partial(holds, herd.address("Campbell"), b"uv", line), "Campbell")
+    finally:
+        herd.stop_all()

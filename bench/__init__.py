@@ -1,0 +1,1 @@
+"""Benchmarks, and the asyncio contrast they compare trioherd with."""

