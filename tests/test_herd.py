@@ -214,3 +214,23 @@ async def test_graceful_stop_closes_idle_connections_and_returns(
     log = (tmp_path / "Solo.log").read_text()
     assert "shutting down" in log
     assert "stopped" in log
+
+
+async def test_the_herd_on_plain_socket_streams(
+    tmp_path: Path, offline_places: OfflinePlaces
+) -> None:
+    # --socket-streams swaps LeanStream for trio.SocketStream: same behaviour.
+    herd = cs131_herd_on([0] * 5)
+    with HerdLogs(tmp_path, CS131_HERD.names, echo_errors=False) as logs:
+        async with trio.open_nursery() as nursery:
+            running: RunningHerd = await nursery.start(
+                partial(
+                    run_herd, herd, CS131_HERD.names, offline_places, logs,
+                    socket_streams=True, handle_signals=False,
+                )
+            )  # fmt: skip
+            reply = await talk(running.addresses["Hill"], b"IAMAT s +1+1 5\nIAMAT t +1+1 5")
+            at_line = reply.split(b"\n")[0]
+            campbell = running.addresses["Campbell"]
+            await eventually(partial(holds, campbell, b"s", at_line), "Campbell")
+            nursery.cancel_scope.cancel()

@@ -40,6 +40,7 @@ async def serve(options: Options, logs: HerdLogs) -> None:
                         places,
                         logs,
                         max_line=options.max_line,
+                        socket_streams=options.socket_streams,
                     )
                 )
                 for name, (host, port) in running.addresses.items():

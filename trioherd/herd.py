@@ -59,6 +59,7 @@ async def run_herd(
     logs: HerdLogs,
     *,
     max_line: int = DEFAULT_MAX_LINE,
+    socket_streams: bool = False,
     handle_signals: bool = True,
     task_status: trio.TaskStatus[RunningHerd] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -70,6 +71,7 @@ async def run_herd(
         places: the Places source they share.
         logs: their log files.
         max_line: the longest line a connection may send.
+        socket_streams: run on plain :class:`trio.SocketStream` (for measurements).
         handle_signals: stop gracefully on SIGINT and SIGTERM.
         task_status: for ``nursery.start``; reports a :class:`RunningHerd`.
 
@@ -95,6 +97,7 @@ async def run_herd(
             places,
             logs.logger(name),
             max_line=max_line,
+            socket_streams=socket_streams,
         )
         for name in names
     }

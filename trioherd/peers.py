@@ -27,6 +27,7 @@ import trio
 from trioherd.core.logs import show
 from trioherd.core.messages import format_hello
 from trioherd.core.state import ServerState
+from trioherd.stream import HerdStream, LeanStream
 
 #: Backoff between attempts: doubles from FIRST up to CAP, each sleep a
 #: random 50-100% of that ("equal jitter"), so a herd restarting together does
@@ -49,12 +50,21 @@ class PeerLink:
         peer: the neighbour's name.
         address: where the neighbour listens, ``(host, port)``.
         log: our server's logger.
+        socket_streams: use :class:`trio.SocketStream` rather than
+            :class:`~trioherd.stream.LeanStream` (for measurements).
     """
 
     def __init__(
-        self, state: ServerState, peer: str, address: tuple[str, int], log: logging.Logger
+        self,
+        state: ServerState,
+        peer: str,
+        address: tuple[str, int],
+        log: logging.Logger,
+        *,
+        socket_streams: bool = False,
     ) -> None:
         self.state = state
+        self.socket_streams = socket_streams
         self.peer = peer
         self.address = address
         self.log = log
@@ -90,8 +100,11 @@ class PeerLink:
             self._retry = trio.Event()
             self.log.info("link to %s: connected to %s:%d", self.peer, *self.address)
             try:
-                async with stream:
+                try:
                     await self._stream(stream)
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await stream.aclose()
             except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as group:
                 self.log.warning("link to %s: dropped: %s", self.peer, _reason(group.exceptions[0]))
             except* LinkRejected as group:
@@ -100,13 +113,14 @@ class PeerLink:
                 self.connected = False
             await self._backoff(1)
 
-    async def _connect(self) -> trio.SocketStream:
+    async def _connect(self) -> HerdStream:
         host, port = self.address
         with trio.move_on_after(CONNECT_TIMEOUT):
-            return await trio.open_tcp_stream(host, port)
+            stream = await trio.open_tcp_stream(host, port)
+            return stream if self.socket_streams else LeanStream(stream)
         raise TimeoutError(f"no answer from {host}:{port} in {CONNECT_TIMEOUT:g} s")
 
-    async def _stream(self, stream: trio.SocketStream) -> None:
+    async def _stream(self, stream: HerdStream) -> None:
         await stream.send_all(self._hello)
         self.connected = True
         self.state.resync(self.peer)
@@ -123,7 +137,7 @@ class PeerLink:
                         for line in batch.splitlines():
                             self.log.info("link to %s > %s", self.peer, show(line))
 
-    async def _watch(self, stream: trio.SocketStream, link: trio.CancelScope) -> None:
+    async def _watch(self, stream: HerdStream, link: trio.CancelScope) -> None:
         """Read the link until EOF: log what the neighbour rejected."""
         pending = b""
         while data := await stream.receive_some(4096):

@@ -29,9 +29,8 @@ from trioherd.core.places import whatsat_reply
 from trioherd.core.state import PlacesQuery, ServerState
 from trioherd.peers import PeerLink
 from trioherd.places import PlacesSource
+from trioherd.stream import RECEIVE_SIZE, HerdStream, LeanStream
 
-#: Bytes asked of the socket per read.
-RECEIVE_SIZE = 65536
 #: How long an answer already being worked on may take after shutdown begins.
 SHUTDOWN_GRACE = 1.0
 
@@ -45,6 +44,8 @@ class HerdServer:
         places: where WHATSAT gets places.
         log: the server's logger.
         max_line: the longest line accepted from a connection.
+        socket_streams: use :class:`trio.SocketStream` rather than
+            :class:`~trioherd.stream.LeanStream` (for measurements).
     """
 
     def __init__(
@@ -55,14 +56,17 @@ class HerdServer:
         log: logging.Logger,
         *,
         max_line: int = DEFAULT_MAX_LINE,
+        socket_streams: bool = False,
     ) -> None:
         self.name = name
+        self.socket_streams = socket_streams
         self.state = ServerState(name, peers)
         self.places = places
         self.log = log
         self.max_line = max_line
         self.links = {
-            peer: PeerLink(self.state, peer, address, log) for peer, address in peers.items()
+            peer: PeerLink(self.state, peer, address, log, socket_streams=socket_streams)
+            for peer, address in peers.items()
         }
         self._connection_ids = itertools.count(1)
         self._stop = trio.Event()
@@ -100,19 +104,23 @@ class HerdServer:
             connections.cancel_scope.deadline = trio.current_time() + SHUTDOWN_GRACE
         self.log.info("stopped")
 
-    async def _serve_connection(self, stream: trio.SocketStream) -> None:
-        conn = f"conn {next(self._connection_ids)} {_address(stream)}"
+    async def _serve_connection(self, socket_stream: trio.SocketStream) -> None:
+        conn = f"conn {next(self._connection_ids)} {_address(socket_stream)}"
         self.log.info("%s: accepted", conn)
+        stream: HerdStream = socket_stream if self.socket_streams else LeanStream(socket_stream)
         try:
-            async with stream:
+            try:
                 await self._converse(stream, conn)
+            finally:
+                with trio.CancelScope(shield=True):
+                    await stream.aclose()
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             self.log.info("%s: dropped: %s", conn, exc.__cause__ or exc)
         except Exception:
             # A bug must cost one connection, never the server.
             self.log.exception("%s: internal error, connection closed", conn)
 
-    async def _converse(self, stream: trio.SocketStream, conn: str) -> None:
+    async def _converse(self, stream: HerdStream, conn: str) -> None:
         buffer = LineBuffer(self.max_line)
         peer: str | None = None
         while not self._stop.is_set():
@@ -141,7 +149,7 @@ class HerdServer:
 
     async def _answer(
         self,
-        stream: trio.SocketStream,
+        stream: HerdStream,
         conn: str,
         lines: list[bytes],
         received_ns: int,

@@ -68,6 +68,8 @@ class Options:
     places: PlacesOptions = PlacesOptions()
     #: Run on uvloop (the asyncio contrast only).
     uvloop: bool = False
+    #: Use trio.SocketStream rather than the lean stream (trio only).
+    socket_streams: bool = False
 
 
 def build_parser(prog: str, implementation: str) -> OneLineParser:
@@ -119,7 +121,13 @@ def build_parser(prog: str, implementation: str) -> OneLineParser:
         metavar="BYTES",
         help=f"longest message line accepted (default: {DEFAULT_MAX_LINE})",
     )
-    if implementation != "trio":
+    if implementation == "trio":
+        parser.add_argument(
+            "--socket-streams",
+            action="store_true",
+            help="use trio.SocketStream instead of trioherd's lean stream (to measure the cost)",
+        )
+    else:
         parser.add_argument(
             "--uvloop", action="store_true", help="run the asyncio event loop on uvloop"
         )
@@ -241,6 +249,7 @@ def parse_options(
         args.max_line,
         places,
         uvloop=getattr(args, "uvloop", False),
+        socket_streams=getattr(args, "socket_streams", False),
     )
 
 
