@@ -10,8 +10,11 @@ well-formed reply.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
-from collections.abc import AsyncIterator
+import math
+import ssl
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
 import httpx
@@ -84,26 +87,32 @@ class OfflinePlaces:
         return index.nearby_search(query.latitude, query.longitude, query.radius_m, query.bound)
 
 
+#: Connections per httpx client (see open_places).
+POOL_SHARD = 16
+
+
 class HttpPlaces:
     """Nearby Search over HTTP with httpx: Google's API or any compatible endpoint.
 
-    One instance, with one :class:`httpx.AsyncClient`, serves every server in
-    the process, so its keep-alive pool is shared. The pool holds at most
-    ``concurrency`` connections, which is also the most requests in flight;
-    each request, its wait for a pooled connection included, is bounded by
-    ``timeout`` seconds.
+    One instance serves every server in the process, so its keep-alive
+    connections are shared. Requests go round-robin over a few
+    :class:`httpx.AsyncClient` s, each with a small pool (see
+    :func:`open_places`); together they hold at most ``concurrency``
+    connections, which is also the most requests in flight. Each request,
+    its wait for a pooled connection included, is bounded by ``timeout``
+    seconds.
 
     Args:
-        client: the HTTP client; the caller owns its lifetime.
+        clients: the HTTP clients; the caller owns their lifetime.
         url: the Nearby Search endpoint.
         key: the API key sent as ``key=``; it appears nowhere else.
         timeout: the bound on one request, in seconds.
     """
 
     def __init__(
-        self, client: httpx.AsyncClient, url: str, key: str | None, timeout: float
+        self, clients: Sequence[httpx.AsyncClient], url: str, key: str | None, timeout: float
     ) -> None:
-        self._client = client
+        self._clients = itertools.cycle(clients)
         self._url = url
         self._key = key
         self._timeout = timeout
@@ -119,7 +128,7 @@ class HttpPlaces:
             params["key"] = self._key
         with trio.move_on_after(self._timeout):
             try:
-                response = await self._client.get(self._url, params=params)
+                response = await next(self._clients).get(self._url, params=params)
             except httpx.HTTPError as exc:
                 return error_response(self._redact(f"Places request failed: {_describe(exc)}"))
             return parse_places_answer(response.status_code, response.content)
@@ -151,9 +160,22 @@ async def open_places(
     if url is None:
         yield OfflinePlaces()
         return
-    limits = httpx.Limits(
-        max_connections=options.concurrency, max_keepalive_connections=options.concurrency
-    )
-    # httpx's own timeouts are per phase; the overall bound is HttpPlaces'.
-    async with httpx.AsyncClient(limits=limits, timeout=options.timeout) as client:
-        yield HttpPlaces(client, url, options.key, options.timeout)
+    # httpcore's pool does work proportional to its size on every request
+    # (it scans, and polls, each connection): with one 500-connection pool a
+    # request cost ~10 ms of CPU (cProfile: connection_pool.py
+    # _assign_requests_to_connections, is_idle, is_readable). Shards of
+    # POOL_SHARD connections keep that scan short.
+    shards = max(1, math.ceil(options.concurrency / POOL_SHARD))
+    per_shard = math.ceil(options.concurrency / shards)
+    limits = httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard)
+    # One TLS context for all shards: building one reads the CA bundle (~40 ms).
+    tls = ssl.create_default_context()
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            # httpx's own timeouts are per phase; the overall bound is HttpPlaces'.
+            await stack.enter_async_context(
+                httpx.AsyncClient(limits=limits, timeout=options.timeout, verify=tls)
+            )
+            for _ in range(shards)
+        ]
+        yield HttpPlaces(clients, url, options.key, options.timeout)
