@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from bench.asyncio_herd.places import PlacesSource
 from bench.asyncio_herd.server import HerdServer
+from bench.asyncio_herd.stream import LISTEN_BACKLOG
 from trioherd.core.config import BindError, HerdConfig
 from trioherd.core.framing import DEFAULT_MAX_LINE
 from trioherd.core.logs import HerdLogs
@@ -41,7 +42,7 @@ def bind(host: str, port: int) -> list[socket.socket]:
         BindError: the address is in use, not ours, or does not resolve.
     """
     try:
-        return [socket.create_server((host, port), backlog=1024)]
+        return [socket.create_server((host, port), backlog=LISTEN_BACKLOG)]
     except OSError as exc:
         raise BindError.from_os_error(host, port, exc) from None
 

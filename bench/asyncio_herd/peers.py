@@ -14,6 +14,7 @@ import contextlib
 import logging
 import random
 
+from bench.asyncio_herd.stream import send_all
 from trioherd.core.logs import show
 from trioherd.core.messages import format_hello
 from trioherd.core.state import ServerState
@@ -88,8 +89,7 @@ class PeerLink:
             await self._backoff(1)
 
     async def _stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(self._hello)
-        await writer.drain()
+        await send_all(writer, self._hello)
         self.connected = True
         self.state.resync(self.peer)
         async with asyncio.TaskGroup() as link:
@@ -103,8 +103,7 @@ class PeerLink:
                 await self._ready.wait()
             batch = self._outbox.take(self.state.table)
             if batch:
-                writer.write(batch)
-                await writer.drain()
+                await send_all(writer, batch)
                 if self.log.isEnabledFor(logging.INFO):
                     for line in batch.splitlines():
                         self.log.info("link to %s > %s", self.peer, show(line))

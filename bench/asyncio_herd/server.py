@@ -19,13 +19,13 @@ from collections.abc import Callable, Mapping, Sequence
 
 from bench.asyncio_herd.peers import PeerLink
 from bench.asyncio_herd.places import PlacesSource
+from bench.asyncio_herd.stream import LISTEN_BACKLOG, RECEIVE_SIZE, send_all
 from trioherd.core.framing import DEFAULT_MAX_LINE, LineBuffer, LineTooLong
 from trioherd.core.logs import show, summary
 from trioherd.core.messages import invalid
 from trioherd.core.places import whatsat_reply
 from trioherd.core.state import PlacesQuery, ServerState
 
-RECEIVE_SIZE = 65536
 SHUTDOWN_GRACE = 1.0
 
 
@@ -73,7 +73,9 @@ class HerdServer:
     ) -> None:
         """Serve on ``sockets`` (already bound) until :meth:`stop` or cancellation."""
         listeners = [
-            await asyncio.start_server(self._serve_connection, sock=sock) for sock in sockets
+            # start_server listens again, with a backlog of 100 unless told.
+            await asyncio.start_server(self._serve_connection, sock=sock, backlog=LISTEN_BACKLOG)
+            for sock in sockets
         ]
         try:
             async with asyncio.TaskGroup() as front:
@@ -189,8 +191,7 @@ class HerdServer:
             if logging_lines:
                 for reply in replies:
                     self.log.info("%s > %s", conn, summary(reply))
-            writer.write(b"".join(replies))
-            await writer.drain()
+            await send_all(writer, b"".join(replies))
         return answers.peer
 
     async def _fill_places_reply(self, replies: list[bytes], slot: int, query: PlacesQuery) -> None:
