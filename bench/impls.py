@@ -1,0 +1,62 @@
+"""The herd implementations the benchmark compares, as data.
+
+Each is a command line: ``python -m MODULE [ARGS] NAME --config ...``, with
+the flags of ``python -m trioherd``. Adding one is one entry in
+:data:`IMPLEMENTATIONS`; ratios are always trio over the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+#: The implementation every ratio is taken against.
+BASELINE = "trio"
+
+
+@dataclass(frozen=True)
+class Implementation:
+    """A herd implementation runnable as ``python -m module *args``.
+
+    Args:
+        name: what the table calls it.
+        module: the module run with ``python -m``.
+        args: flags that come before the server's name.
+        requires: further modules that must import for it to run.
+        default: run when ``--impls`` is not given.
+    """
+
+    name: str
+    module: str
+    args: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()
+    default: bool = True
+
+    def command(self) -> list[str]:
+        """The words after ``python``."""
+        return ["-m", self.module, *self.args]
+
+    def unavailable(self) -> str | None:
+        """Why it cannot run here (a module does not import), or ``None``."""
+        for module in (self.module, *self.requires):
+            try:
+                importlib.import_module(module)
+            except Exception as exc:  # any import failure means: skip it
+                return f"{module} is not importable ({type(exc).__name__}: {exc})"
+        return None
+
+
+IMPLEMENTATIONS: dict[str, Implementation] = {
+    impl.name: impl
+    for impl in (
+        Implementation("trio", "trioherd"),
+        Implementation("asyncio", "bench.asyncio_herd"),
+        Implementation("uvloop", "bench.asyncio_herd", ("--uvloop",), requires=("uvloop",)),
+        # trioherd on trio.SocketStream rather than its LeanStream: what the
+        # lean stream gains, on demand.
+        Implementation("trio-socketstream", "trioherd", ("--socket-streams",), default=False),
+    )
+}
+
+#: What ``python -m bench`` runs unless told otherwise.
+DEFAULT_IMPLEMENTATIONS = [name for name, impl in IMPLEMENTATIONS.items() if impl.default]
