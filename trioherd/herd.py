@@ -15,6 +15,7 @@ port a listener really got.
 from __future__ import annotations
 
 import signal
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ from trioherd.core.framing import DEFAULT_MAX_LINE
 from trioherd.core.logs import HerdLogs
 from trioherd.places import PlacesSource
 from trioherd.server import HerdServer
+from trioherd.stream import listen
 
 
 @dataclass(frozen=True)
@@ -40,14 +42,14 @@ class RunningHerd:
             server.stop()
 
 
-async def bind(host: str, port: int) -> list[trio.SocketListener]:
-    """Listeners for ``host:port``.
+def bind(host: str, port: int) -> list[socket.socket]:
+    """A listening socket for ``host:port``.
 
     Raises:
         BindError: the address is in use, not ours, or does not resolve.
     """
     try:
-        return await trio.open_tcp_listeners(port, host=host)
+        return [listen(host, port)]
     except OSError as exc:
         raise BindError.from_os_error(host, port, exc) from None
 
@@ -78,17 +80,17 @@ async def run_herd(
     Raises:
         BindError: a server's address cannot be listened on.
     """
-    listeners: dict[str, list[trio.SocketListener]] = {}
+    listeners: dict[str, list[socket.socket]] = {}
     addresses = {s.name: (s.host, s.port) for s in herd.servers}
     try:
         for name in names:
             host, port = addresses[name]
-            listeners[name] = await bind(host, port)
-            addresses[name] = (host, listeners[name][0].socket.getsockname()[1])
+            listeners[name] = bind(host, port)
+            addresses[name] = (host, listeners[name][0].getsockname()[1])
     except BaseException:
         for bound in listeners.values():
             for listener in bound:
-                await listener.aclose()
+                listener.close()
         raise
     servers = {
         name: HerdServer(

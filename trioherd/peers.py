@@ -27,7 +27,7 @@ import trio
 from trioherd.core.logs import show
 from trioherd.core.messages import format_hello
 from trioherd.core.state import ServerState
-from trioherd.stream import HerdStream, LeanStream
+from trioherd.stream import HerdStream, LeanStream, close_stream
 
 #: Backoff between attempts: doubles from FIRST up to CAP, each sleep a
 #: random 50-100% of that ("equal jitter"), so a herd restarting together does
@@ -103,8 +103,7 @@ class PeerLink:
                 try:
                     await self._stream(stream)
                 finally:
-                    with trio.CancelScope(shield=True):
-                        await stream.aclose()
+                    await close_stream(stream)
             except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as group:
                 self.log.warning("link to %s: dropped: %s", self.peer, _reason(group.exceptions[0]))
             except* LinkRejected as group:
@@ -117,7 +116,7 @@ class PeerLink:
         host, port = self.address
         with trio.move_on_after(CONNECT_TIMEOUT):
             stream = await trio.open_tcp_stream(host, port)
-            return stream if self.socket_streams else LeanStream(stream)
+            return stream if self.socket_streams else LeanStream.take(stream)
         raise TimeoutError(f"no answer from {host}:{port} in {CONNECT_TIMEOUT:g} s")
 
     async def _stream(self, stream: HerdStream) -> None:

@@ -4,7 +4,7 @@ The nursery tree is the picture of the server's lifetime::
 
     connections nursery           one task per accepted connection
     └── front nursery             what stops first on shutdown
-        ├── serve_listeners       accepts, starts handlers in `connections`
+        ├── _accept  × listeners  accepts, starts handlers in `connections`
         └── PeerLink.run  × N     one sender per neighbour
 
 On shutdown the front nursery is cancelled (no new connections, links
@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
+import socket
 import time
 from collections.abc import Mapping, Sequence
-from functools import partial
 
 import trio
 
@@ -29,7 +30,7 @@ from trioherd.core.places import whatsat_reply
 from trioherd.core.state import PlacesQuery, ServerState
 from trioherd.peers import PeerLink
 from trioherd.places import PlacesSource
-from trioherd.stream import RECEIVE_SIZE, HerdStream, LeanStream
+from trioherd.stream import RECEIVE_SIZE, HerdStream, LeanStream, accept_batch, close_stream
 
 #: How long an answer already being worked on may take after shutdown begins.
 SHUTDOWN_GRACE = 1.0
@@ -71,6 +72,7 @@ class HerdServer:
         self._connection_ids = itertools.count(1)
         self._stop = trio.Event()
         self._idle_reads: set[trio.CancelScope] = set()
+        self._warned_cannot_accept = -math.inf
 
     def stop(self) -> None:
         """Begin a graceful shutdown; :meth:`run` returns when it is done."""
@@ -78,42 +80,60 @@ class HerdServer:
 
     async def run(
         self,
-        listeners: Sequence[trio.SocketListener],
+        listeners: Sequence[socket.socket],
         *,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Serve on ``listeners`` (already bound) until :meth:`stop` or cancellation."""
-        async with trio.open_nursery() as connections:
-            async with trio.open_nursery() as front:
-                await front.start(
-                    partial(
-                        trio.serve_listeners,
-                        self._serve_connection,
-                        list(listeners),
-                        handler_nursery=connections,
-                    )
-                )
-                for link in self.links.values():
-                    front.start_soon(link.run)
-                task_status.started()
-                await self._stop.wait()
-                self.log.info("shutting down")
-                front.cancel_scope.cancel()
-            for scope in self._idle_reads:
-                scope.cancel()
-            connections.cancel_scope.deadline = trio.current_time() + SHUTDOWN_GRACE
+        """Serve on ``listeners`` (bound, listening) until :meth:`stop` or cancellation.
+
+        The listeners are ours from now on: closed when the server stops.
+        """
+        try:
+            async with trio.open_nursery() as connections:
+                async with trio.open_nursery() as front:
+                    for listener in listeners:
+                        front.start_soon(self._accept, listener, connections)
+                    for link in self.links.values():
+                        front.start_soon(link.run)
+                    task_status.started()
+                    await self._stop.wait()
+                    self.log.info("shutting down")
+                    front.cancel_scope.cancel()
+                for listener in listeners:
+                    listener.close()
+                for scope in self._idle_reads:
+                    scope.cancel()
+                connections.cancel_scope.deadline = trio.current_time() + SHUTDOWN_GRACE
+        finally:
+            for listener in listeners:
+                listener.close()
         self.log.info("stopped")
 
-    async def _serve_connection(self, socket_stream: trio.SocketStream) -> None:
-        conn = f"conn {next(self._connection_ids)} {_address(socket_stream)}"
+    async def _accept(self, listener: socket.socket, connections: trio.Nursery) -> None:
+        while True:
+            for sock, address in await accept_batch(listener, self._cannot_accept):
+                connections.start_soon(self._serve_connection, sock, address)
+
+    def _cannot_accept(self, exc: OSError) -> None:
+        # Retried every 0.1 s while it lasts: said once a second at most.
+        now = trio.current_time()
+        if now - self._warned_cannot_accept >= 1.0:
+            self._warned_cannot_accept = now
+            self.log.warning("cannot accept: %s; accepting again in a moment", exc.strerror)
+
+    async def _serve_connection(self, sock: socket.socket, address: tuple[str, int]) -> None:
+        conn = f"conn {next(self._connection_ids)} {address[0]}:{address[1]}"
         self.log.info("%s: accepted", conn)
-        stream: HerdStream = socket_stream if self.socket_streams else LeanStream(socket_stream)
+        stream: HerdStream
+        if self.socket_streams:
+            stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
+        else:
+            stream = LeanStream(sock)
         try:
             try:
                 await self._converse(stream, conn)
             finally:
-                with trio.CancelScope(shield=True):
-                    await stream.aclose()
+                await close_stream(stream)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             self.log.info("%s: dropped: %s", conn, exc.__cause__ or exc)
         except Exception:
@@ -123,25 +143,31 @@ class HerdServer:
     async def _converse(self, stream: HerdStream, conn: str) -> None:
         buffer = LineBuffer(self.max_line)
         peer: str | None = None
-        while not self._stop.is_set():
-            with trio.CancelScope() as idle:
+        # Shutdown cancels this scope only while it is in _idle_reads, that
+        # is while the task waits for a read, never in the middle of an
+        # answer. One scope for the connection's life, not one per read:
+        # entering a trio cancel scope costs about as much as a schedule point.
+        with trio.CancelScope() as idle:
+            while not self._stop.is_set():
                 self._idle_reads.add(idle)
                 try:
                     data = await stream.receive_some(RECEIVE_SIZE)
                 finally:
                     self._idle_reads.discard(idle)
-            if idle.cancelled_caught:
-                break
-            received_ns = time.time_ns()
-            too_long: LineTooLong | None = None
-            if data:
-                lines, too_long = buffer.feed(data)
-            else:
-                last = buffer.close()
-                lines = [] if last is None else [last]
-            peer = await self._answer(stream, conn, lines, received_ns, peer, too_long)
-            if not data or too_long:
-                break
+                if idle.cancel_called:
+                    # Shutdown came as the read completed: what it brought
+                    # arrived too late, as if a moment later.
+                    break
+                received_ns = time.time_ns()
+                too_long: LineTooLong | None = None
+                if data:
+                    lines, too_long = buffer.feed(data)
+                else:
+                    last = buffer.close()
+                    lines = [] if last is None else [last]
+                peer = await self._answer(stream, conn, lines, received_ns, peer, too_long)
+                if not data or too_long:
+                    break
         if peer is not None:
             self.log.info("%s: link from %s closed", conn, peer)
         else:
@@ -189,11 +215,3 @@ class HerdServer:
         if status not in ("OK", "ZERO_RESULTS"):
             self.log.warning("places: %s: %s", status, response.get("error_message", ""))
         replies[slot] = whatsat_reply(query.at_line, response, query.bound)
-
-
-def _address(stream: trio.SocketStream) -> str:
-    try:
-        host, port, *_ = stream.socket.getpeername()
-    except OSError:
-        return "?"
-    return f"{host}:{port}"

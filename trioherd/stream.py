@@ -9,10 +9,21 @@ connection, which our own structure already guarantees. :class:`LeanStream`
 does just that with trio's public low-level API, keeping trio's semantics
 that matter to us:
 
-* every operation is a checkpoint (cancellable, and it yields once even
-  when the socket was ready at once, so a busy peer cannot starve others);
+* every operation is a cancel point;
+* ``receive_some`` is also a schedule point (it yields once even when data
+  was ready at once), so a loop that reads cannot starve other tasks;
+* ``send_all`` yields only when it has to wait for room, as asyncio's
+  ``drain`` does. A trio schedule point is a trip round the run loop (about
+  8 µs here, compare_asyncio.md), and every loop the herd runs reads or
+  parks between two writes, so the one after a write bought nothing;
 * a closed or reset connection raises :class:`trio.BrokenResourceError`, as
   a ``SocketStream`` does, so callers handle both alike.
+
+The listening side is as lean: :func:`listen` makes a plain listening
+socket and :func:`accept_batch` takes every connection waiting on it, so a
+burst of connections costs one wake-up, not one per connection
+(``trio.serve_listeners`` makes a ``SocketStream`` per connection and closes
+it with a cancelled scope, which we would only throw away).
 
 ``python -m trioherd --socket-streams`` runs the herd on plain
 ``trio.SocketStream`` instead, to measure the difference.
@@ -20,14 +31,89 @@ that matter to us:
 
 from __future__ import annotations
 
+import errno
 import socket
-from types import TracebackType
+from collections.abc import Callable
 from typing import Protocol
 
 import trio
 
 #: The most bytes one ``receive_some`` asks for by default.
 RECEIVE_SIZE = 65536
+#: The listen backlog, as large as the kernel allows (trio's default too).
+LISTEN_BACKLOG = socket.SOMAXCONN
+#: accept() errors that mean "out of descriptors or memory": wait, then retry.
+OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+#: accept() errors about the one connection being accepted, which is gone
+#: (accept(2) says to treat Linux's network errors like EAGAIN): skip it.
+CONNECTION_GONE = frozenset(
+    {
+        errno.ECONNABORTED,
+        errno.EPROTO,
+        errno.EPERM,
+        errno.ENETDOWN,
+        errno.ENOPROTOOPT,
+        errno.EHOSTDOWN,
+        errno.ENONET,
+        errno.EHOSTUNREACH,
+        errno.EOPNOTSUPP,
+        errno.ENETUNREACH,
+    }
+)
+#: How long to wait before accepting again when out of resources.
+OUT_OF_RESOURCES_PAUSE = 0.1
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A non-blocking TCP socket listening on ``host:port``.
+
+    Raises:
+        OSError: the address is in use, not ours, or does not resolve.
+    """
+    listener = socket.create_server((host, port), backlog=LISTEN_BACKLOG)
+    listener.setblocking(False)
+    return listener
+
+
+def _ignore(exc: OSError) -> None:
+    pass
+
+
+async def accept_batch(
+    listener: socket.socket, exhausted: Callable[[OSError], None] = _ignore
+) -> list[tuple[socket.socket, tuple[str, int]]]:
+    """Wait for connections on ``listener``; return every one waiting.
+
+    A checkpoint. A connection aborted before it was accepted is skipped.
+
+    Error handling:
+        Out of descriptors or memory, it calls ``exhausted`` with the error,
+        waits :data:`OUT_OF_RESOURCES_PAUSE` and tries again: the
+        connections stay in the backlog until descriptors are free. Any
+        other error is raised: it is the listener's, not a connection's.
+    """
+    while True:
+        await trio.lowlevel.wait_readable(listener)
+        accepted: list[tuple[socket.socket, tuple[str, int]]] = []
+        while True:
+            try:
+                sock, (host, port, *_) = listener.accept()
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                if exc.errno in CONNECTION_GONE:
+                    continue
+                if exc.errno not in OUT_OF_RESOURCES:
+                    raise
+                exhausted(exc)
+                if accepted:
+                    # Serve these first; the next call waits and retries.
+                    break
+                await trio.sleep(OUT_OF_RESOURCES_PAUSE)
+                continue
+            accepted.append((sock, (host, port)))
+        if accepted:
+            return accepted
 
 
 class HerdStream(Protocol):
@@ -41,37 +127,37 @@ class HerdStream(Protocol):
 
 
 class LeanStream:
-    """A connected TCP socket taken over from a :class:`trio.SocketStream`.
+    """A connected TCP socket, owned from now on by this stream.
 
     Args:
-        stream: the stream to take the socket from; it must not be used again.
+        sock: the connected socket; made non-blocking, with Nagle's
+            algorithm off (as trio and asyncio both do for TCP).
     """
 
     __slots__ = ("_sock",)
 
-    def __init__(self, stream: trio.SocketStream) -> None:
+    def __init__(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock = sock
+
+    @classmethod
+    def take(cls, stream: trio.SocketStream) -> LeanStream:
+        """Take over the socket of ``stream``, which must not be used again."""
         # detach() hands over the descriptor: the trio socket object will
         # neither use nor close it.
-        self._sock = socket.socket(fileno=stream.socket.detach())
-        self._sock.setblocking(False)
-
-    def getpeername(self) -> tuple[str, int]:
-        """The remote address."""
-        host, port, *_ = self._sock.getpeername()
-        return host, port
+        return cls(socket.socket(fileno=stream.socket.detach()))
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
-        """Up to ``max_bytes`` bytes; ``b""`` at EOF."""
+        """Up to ``max_bytes`` bytes; ``b""`` at EOF.
+
+        Waits until the socket is readable, then reads. A herd connection
+        mostly waits for its next message, so reading first (as
+        ``SocketStream`` does) would usually cost a failed ``recv``; when data
+        is there already, the wait returns at the run loop's next turn, the
+        schedule point a checkpoint owes anyway.
+        """
         size = max_bytes or RECEIVE_SIZE
-        try:
-            data = self._sock.recv(size)
-        except BlockingIOError:
-            pass
-        except OSError as exc:
-            raise trio.BrokenResourceError(str(exc)) from exc
-        else:
-            await trio.lowlevel.checkpoint()
-            return data
         while True:
             await trio.lowlevel.wait_readable(self._sock)
             try:
@@ -82,21 +168,21 @@ class LeanStream:
                 raise trio.BrokenResourceError(str(exc)) from exc
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        """Send all of ``data``, waiting for the socket as often as needed."""
+        """Send all of ``data``, waiting for the socket as often as needed.
+
+        A cancel point; a schedule point only if the socket was full.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
         view = memoryview(data)
-        waited = False
         while view:
             try:
                 sent = self._sock.send(view)
             except BlockingIOError:
                 await trio.lowlevel.wait_writable(self._sock)
-                waited = True
                 continue
             except OSError as exc:
                 raise trio.BrokenResourceError(str(exc)) from exc
             view = view[sent:]
-        if not waited:
-            await trio.lowlevel.checkpoint()
 
     async def send_eof(self) -> None:
         """Shut down the sending side."""
@@ -106,22 +192,23 @@ class LeanStream:
             raise trio.BrokenResourceError(str(exc)) from exc
         await trio.lowlevel.checkpoint()
 
-    async def aclose(self) -> None:
-        """Close the socket; tasks waiting on it get ``ClosedResourceError``."""
+    def close(self) -> None:
+        """Close the socket now; tasks waiting on it get ``ClosedResourceError``."""
         if self._sock.fileno() >= 0:
             trio.lowlevel.notify_closing(self._sock)
             self._sock.close()
+
+    async def aclose(self) -> None:
+        """Close the socket, as :meth:`close`; a checkpoint."""
+        self.close()
         await trio.lowlevel.checkpoint()
 
-    async def __aenter__(self) -> LeanStream:
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        # Close even while being cancelled: the descriptor must not leak.
+async def close_stream(stream: HerdStream) -> None:
+    """Close ``stream``, even in a cancelled scope: no descriptor may leak."""
+    if isinstance(stream, LeanStream):
+        # Synchronous: no checkpoint, nothing a cancellation could interrupt.
+        stream.close()
+    else:
         with trio.CancelScope(shield=True):
-            await self.aclose()
+            await stream.aclose()

@@ -8,6 +8,7 @@ the same tests run against any implementation of the herd: add its module to
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -54,13 +55,16 @@ class HerdProcesses:
         *options: str,
         env: dict[str, str] | None = None,
         implementation: str | None = None,
+        open_files: int | None = None,
     ) -> None:
         """Start server ``name`` and wait until it accepts connections.
 
         ``implementation`` runs this one server on another implementation
-        than the herd's (a mixed herd).
+        than the herd's (a mixed herd); ``open_files`` caps its descriptors.
         """
-        self.processes[name] = self._spawn(name, *options, env=env, implementation=implementation)
+        self.processes[name] = self._spawn(
+            name, *options, env=env, implementation=implementation, open_files=open_files
+        )
         await wait_for_port(self.address(name), self.processes[name])
 
     async def start_together(self, *options: str) -> None:
@@ -70,16 +74,26 @@ class HerdProcesses:
             await wait_for_port(self.address(name), process)
 
     def _spawn(
-        self, *args: str, env: dict[str, str] | None = None, implementation: str | None = None
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        implementation: str | None = None,
+        open_files: int | None = None,
     ) -> subprocess.Popen[bytes]:
         module = implementation or self.implementation
         where = ("--config", str(self.config), "--log-dir", str(self.log_dir))
+
+        def limit_open_files() -> None:
+            if open_files is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+
         return subprocess.Popen(
             [sys.executable, "-m", module, *args, *where],
             env={**os.environ, **(env or {})},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            preexec_fn=limit_open_files if open_files is not None else None,
         )
 
     def kill(self, name: str) -> None:
