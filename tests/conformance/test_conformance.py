@@ -157,6 +157,40 @@ async def test_killed_neighbour_catches_up_after_restart(processes: HerdProcesse
     assert "link from Smith accepted" in log
 
 
+async def test_out_of_descriptors_the_server_waits_and_serves_again(
+    processes: HerdProcesses,
+) -> None:
+    # 64 descriptors: the interpreter, logs and links take some; a burst of
+    # 100 connections runs the server out while accepting.
+    await processes.start("Hill", open_files=64)
+    hill = processes.address("Hill")
+    burst = [socket.create_connection(hill, timeout=WAIT) for _ in range(100)]
+    try:
+        first = burst[0]
+        first.sendall(b"IAMAT early " + UCLA + b" " + now() + b"\n")
+        assert first.recv(4096).startswith(b"AT Hill ")
+    finally:
+        for sock in burst:
+            sock.close()
+    # Descriptors are free again: new connections are served, every one of
+    # those left waiting in the backlog has been dealt with.
+    for client in (b"late1", b"late2"):
+        reply = await talk(hill, b"IAMAT " + client + b" " + UCLA + b" " + now() + b"\n")
+        assert reply.startswith(b"AT Hill ")
+    log = processes.log_dir / "Hill.log"
+
+    async def warned() -> bool:
+        return "cannot accept: Too many open files" in log.read_text()
+
+    await eventually(warned, "the warning about descriptors")
+    # Said at most once a second, not once per failed accept.
+    assert log.read_text().count("cannot accept") <= 10
+    # And it still stops promptly.
+    process = processes.processes.pop("Hill")
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(WAIT) == 0
+
+
 async def test_sigterm_stops_a_server_cleanly(processes: HerdProcesses) -> None:
     await processes.start("Hill")
     process = processes.processes.pop("Hill")
