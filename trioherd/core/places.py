@@ -11,17 +11,125 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 _NEWLINES = re.compile(r"\n{2,}")
 
 
 def google_json(response: Mapping[str, Any]) -> str:
-    """JSON printed as Google prints it: three-space indent, ``" : "`` after keys."""
-    try:
-        return json.dumps(response, indent=3, separators=(",", " : "), ensure_ascii=False)
-    except UnicodeEncodeError:  # pragma: no cover - json raises this only for odd input
-        return json.dumps(response, indent=3, separators=(",", " : "))
+    """JSON printed as Google prints it: three-space indent, ``" : "`` after keys.
+
+    The same text as ``json.dumps(response, indent=3, separators=(",", " : "),
+    ensure_ascii=False)``, three to four times faster: with an indent, the
+    standard library falls back from its C encoder to a generator-based
+    Python one. Here strings, the bulk of a Places response, still go
+    through the C string encoder, and the structure is written by one
+    recursive function (tests/core/test_places.py holds the two equal).
+    Unlike ``json.dumps`` it does not look for reference cycles: Places
+    data is a tree.
+
+    Raises:
+        TypeError: a value JSON cannot hold.
+    """
+    parts: list[str] = []
+    _write_json(response, "\n", parts)
+    return "".join(parts)
+
+
+_INDENT = "   "
+_encode_string = json.encoder.encode_basestring
+
+
+def _write_json(value: object, newline: str, parts: list[str]) -> None:
+    # Exact types first, and the common leaves (strings, floats) written in
+    # place rather than by a call: json.loads and our index make nothing
+    # else, and this function is the cost of a WHATSAT reply.
+    append = parts.append
+    kind = type(value)
+    if kind is dict:
+        items = cast(dict[object, object], value)
+        if not items:
+            append("{}")
+            return
+        inner = newline + _INDENT
+        separator = "{" + inner
+        for key, item in items.items():
+            key_text = _encode_string(key) if type(key) is str else _json_key(key)
+            leaf = type(item)
+            if leaf is str:
+                append(separator + key_text + " : " + _encode_string(cast(str, item)))
+            elif leaf is float:
+                append(separator + key_text + " : " + _json_float(cast(float, item)))
+            else:
+                append(separator + key_text + " : ")
+                _write_json(item, inner, parts)
+            separator = "," + inner
+        append(newline + "}")
+    elif kind is list:
+        elements = cast(list[object], value)
+        if not elements:
+            append("[]")
+            return
+        inner = newline + _INDENT
+        separator = "[" + inner
+        for element in elements:
+            if type(element) is str:
+                append(separator + _encode_string(element))
+            else:
+                append(separator)
+                _write_json(element, inner, parts)
+            separator = "," + inner
+        append(newline + "]")
+    elif kind is str:
+        append(_encode_string(cast(str, value)))
+    elif kind is float:
+        append(_json_float(cast(float, value)))
+    elif kind is int:
+        append(int.__repr__(cast(int, value)))
+    elif value is None:
+        append("null")
+    elif value is True:
+        append("true")
+    elif value is False:
+        append("false")
+    elif isinstance(value, str):
+        append(_encode_string(value))
+    elif isinstance(value, int):
+        append(int.__repr__(value))
+    elif isinstance(value, float):
+        append(_json_float(value))
+    elif isinstance(value, Mapping):
+        _write_json(dict(value), newline, parts)
+    elif isinstance(value, list | tuple):
+        _write_json(list(value), newline, parts)
+    else:
+        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _json_float(value: float) -> str:
+    # As json.dumps: repr, with JavaScript's names for what JSON lacks
+    # ("inf", "-inf" and "nan" are the only reprs that end in a letter).
+    text = float.__repr__(value)
+    if text[-1] in "0123456789":
+        return text
+    return "NaN" if value != value else "Infinity" if value > 0 else "-Infinity"
+
+
+def _json_key(key: object) -> str:
+    # json.dumps turns these keys into strings; any other key is an error.
+    if isinstance(key, str):
+        return _encode_string(key)
+    if key is True:
+        return '"true"'
+    if key is False:
+        return '"false"'
+    if key is None:
+        return '"null"'
+    if isinstance(key, int):
+        return '"' + int.__repr__(key) + '"'
+    if isinstance(key, float):
+        return '"' + _json_float(key) + '"'
+    raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
 
 
 def whatsat_reply(at_line: bytes, response: Mapping[str, Any], bound: int) -> bytes:
