@@ -180,6 +180,26 @@ async def test_pagination_over_http() -> None:
         assert (await client.post(url)).status_code == 405
 
 
+async def test_kept_answers_are_per_query_and_per_key() -> None:
+    paris = {"location": "48.8566,2.3522", "radius": "2000"}
+    behaviour = Behaviour(keys=KeyPolicy(expected=KEY))
+    async with places_server(behaviour) as (_, url), httpx.AsyncClient() as client:
+
+        async def status(**params: str) -> str:
+            return str((await client.get(url, params=params)).json()["status"])
+
+        # A kept answer for one key is never the answer for another.
+        assert await status(**paris, key=KEY) == "OK"
+        assert await status(**paris, key="wrong") == "REQUEST_DENIED"
+        assert await status(**paris, key=KEY) == "OK"
+        assert await status(**paris) == "REQUEST_DENIED"
+        # Asked again, the same bytes; another radius, another answer.
+        again = [(await client.get(url, params={**paris, "key": KEY})).content for _ in "ab"]
+        assert again[0] == again[1]
+        wider = (await client.get(url, params={**paris, "radius": "50000", "key": KEY})).json()
+        assert len(wider["results"]) > len(json.loads(again[0])["results"])
+
+
 async def test_garbage_http_gets_400() -> None:
     async with places_server() as (_, url):
         port = int(url.split(":")[2].split("/")[0])
