@@ -10,12 +10,11 @@ well-formed reply.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
-import math
 import ssl
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
+from urllib.parse import urlencode
 
 import httpx
 import trio
@@ -87,35 +86,56 @@ class OfflinePlaces:
         return index.nearby_search(query.latitude, query.longitude, query.radius_m, query.bound)
 
 
-#: Connections per httpx client (see open_places).
-POOL_SHARD = 16
-
-
 class HttpPlaces:
     """Nearby Search over HTTP with httpx: Google's API or any compatible endpoint.
 
     One instance serves every server in the process, so its keep-alive
-    connections are shared. Requests go round-robin over a few
-    :class:`httpx.AsyncClient` s, each with a small pool (see
-    :func:`open_places`); together they hold at most ``concurrency``
-    connections, which is also the most requests in flight. Each request,
-    its wait for a pooled connection included, is bounded by ``timeout``
+    connections are shared: at most one per transport, and so at most
+    ``len(transports)`` connections and requests in flight. Each request,
+    its wait for a free connection included, is bounded by ``timeout``
     seconds.
 
+    Each :class:`httpx.AsyncHTTPTransport` holds one connection, and this
+    class lends them out, the most recently used first, so that warm
+    connections are reused. httpcore's own pool, asked to hold many
+    connections, scans all of them (and polls each one's socket) on every
+    request and every response: at 500 connections that was ~10 ms of CPU a
+    request, and still a third of it in pools of 16 (py-spy). Lending
+    single-connection transports is constant work.
+
+    Requests go to httpx's transport, not through an :class:`httpx.AsyncClient`:
+    the client's own work on every request (merging URLs, headers and
+    cookies, running the auth and redirect flows, extracting cookies from
+    the response), none of which a Nearby Search uses, was half of each
+    request's CPU. The transport is where httpx keeps connections, maps
+    errors to :class:`httpx.HTTPError` and reads responses; requests and
+    responses are httpx's own.
+
     Args:
-        clients: the HTTP clients; the caller owns their lifetime.
+        transports: one-connection transports; the caller owns their lifetime.
         url: the Nearby Search endpoint.
         key: the API key sent as ``key=``; it appears nowhere else.
         timeout: the bound on one request, in seconds.
     """
 
     def __init__(
-        self, clients: Sequence[httpx.AsyncClient], url: str, key: str | None, timeout: float
+        self,
+        transports: Sequence[httpx.AsyncBaseTransport],
+        url: str,
+        key: str | None,
+        timeout: float,
     ) -> None:
-        self._clients = itertools.cycle(clients)
-        self._url = url
+        self._idle = list(transports)
+        self._free = trio.Semaphore(len(self._idle))
+        # Every request is the endpoint plus our parameters; parsed once,
+        # here, so that a bad URL is a start-up error, not a reply's.
+        self._url = str(httpx.URL(url))
+        self._joiner = "&" if "?" in self._url else "?"
         self._key = key
         self._timeout = timeout
+        # httpx's per-phase timeouts, as a client would set them; the
+        # overall bound is nearby()'s.
+        self._extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
         with_key = "with an API key" if key else "without an API key"
         self.description = f"Nearby Search over HTTP at {url} ({with_key})"
 
@@ -126,16 +146,39 @@ class HttpPlaces:
         }
         if self._key:
             params["key"] = self._key
+        request = httpx.Request(
+            "GET",
+            self._url + self._joiner + urlencode(params),
+            headers=_HEADERS,
+            extensions=self._extensions,
+        )
         with trio.move_on_after(self._timeout):
-            try:
-                response = await next(self._clients).get(self._url, params=params)
-            except httpx.HTTPError as exc:
-                return error_response(self._redact(f"Places request failed: {_describe(exc)}"))
-            return parse_places_answer(response.status_code, response.content)
+            async with self._free:
+                transport = self._idle.pop()
+                try:
+                    response = await transport.handle_async_request(request)
+                    try:
+                        body = await response.aread()
+                    finally:
+                        await response.aclose()
+                except httpx.HTTPError as exc:
+                    message = f"Places request failed: {_describe(exc)}"
+                    return error_response(self._redact(message))
+                finally:
+                    self._idle.append(transport)
+            return parse_places_answer(response.status_code, body)
         return error_response(f"Places request timed out after {self._timeout:g} s")
 
     def _redact(self, text: str) -> str:
         return text.replace(self._key, "<key>") if self._key else text
+
+
+#: What an httpx client would send besides Host (which httpx.Request adds).
+_HEADERS = {
+    "Accept": "*/*",
+    "Accept-Encoding": "gzip, deflate",
+    "User-Agent": f"trioherd httpx/{httpx.__version__}",
+}
 
 
 def _describe(exc: httpx.HTTPError) -> str:
@@ -160,22 +203,12 @@ async def open_places(
     if url is None:
         yield OfflinePlaces()
         return
-    # httpcore's pool does work proportional to its size on every request
-    # (it scans, and polls, each connection): with one 500-connection pool a
-    # request cost ~10 ms of CPU (cProfile: connection_pool.py
-    # _assign_requests_to_connections, is_idle, is_readable). Shards of
-    # POOL_SHARD connections keep that scan short.
-    shards = max(1, math.ceil(options.concurrency / POOL_SHARD))
-    per_shard = math.ceil(options.concurrency / shards)
-    limits = httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard)
-    # One TLS context for all shards: building one reads the CA bundle (~40 ms).
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    # One TLS context for all: building one reads the CA bundle (~40 ms).
     tls = ssl.create_default_context()
     async with contextlib.AsyncExitStack() as stack:
-        clients = [
-            # httpx's own timeouts are per phase; the overall bound is HttpPlaces'.
-            await stack.enter_async_context(
-                httpx.AsyncClient(limits=limits, timeout=options.timeout, verify=tls)
-            )
-            for _ in range(shards)
+        transports = [
+            await stack.enter_async_context(httpx.AsyncHTTPTransport(limits=limits, verify=tls))
+            for _ in range(options.concurrency)
         ]
-        yield HttpPlaces(clients, url, options.key, options.timeout)
+        yield HttpPlaces(transports, url, options.key, options.timeout)
