@@ -107,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
         "the same answers and latency for almost no CPU, so that WHATSAT measures the "
         "herd rather than the Places server",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        metavar="R",
+        help="run each timed case (iamat, churn, whatsat, flood) R times, interleaved, "
+        "and report the medians (default 3, quick 1)",
+    )
     parser.add_argument("--no-plots", action="store_true", help="write no PNG plots")
     return parser
 
@@ -132,6 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         build_parser().error("--max-clients must be at least 1")
     if args.loadgen_procs is not None and args.loadgen_procs < 1:
         build_parser().error("--loadgen-procs must be at least 1")
+    if args.rounds is not None and args.rounds < 1:
+        build_parser().error("--rounds must be at least 1")
 
     # Before any child starts: servers and load generators inherit it.
     nofile = raise_nofile_limit()
@@ -141,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_clients=args.max_clients,
         loadgen_procs=args.loadgen_procs,
         places_stub=args.places == "stub",
+        rounds=args.rounds,
     )
     impls, skipped = _implementations(args.impls)
     for name, reason in skipped.items():
@@ -169,11 +179,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             interrupted = True
             print(f"\n{PROG}: interrupted; writing what was measured", file=sys.stderr)
     records = runner.records
-
+    # Table, targets and plots show the median of each case's rounds;
+    # results.json keeps every round's record as well.
+    combined = report.combine_rounds(records)
     names = list(impls)
-    rows = report.table_rows(records, names)
-    found = report.targets(records, names)
-    text = _text_report(rows, records, found, machine, args.quick, skipped)
+    rows = report.table_rows(combined, names)
+    found = report.targets(combined, names)
+    text = _text_report(rows, combined, found, machine, settings.rounds, args.quick, skipped)
     print(text)
     document: dict[str, Any] = {
         "schema": report.SCHEMA,
@@ -201,6 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
         "sessions": runner.sessions,
         "runs": records,
+        "combined": combined,
         "table": rows,
         "targets": found,
     }
@@ -210,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_plots:
         from bench.plots import plot_all  # matplotlib is slow to import: only when needed
 
-        written += plot_all(records, names, args.out)
+        written += plot_all(combined, names, args.out)
     print(f"{PROG}: wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
     if interrupted:
         return 130
@@ -234,6 +247,7 @@ def _text_report(
     records: list[dict[str, Any]],
     found: list[dict[str, Any]],
     machine: dict[str, Any],
+    rounds: int,
     quick: bool,
     skipped: dict[str, str],
 ) -> str:
@@ -243,6 +257,11 @@ def _text_report(
         f"{machine['cpu_model']}, {machine['logical_cores']} cores, "
         f"{machine['memory_bytes'] / 2**30:.1f} GiB, {machine['os']}, Python {machine['python']}",
         "Ratios are trio / other, from this run; ↑ higher is better, ↓ lower is better.",
+        *(
+            [f"Timed cases (iamat, churn, whatsat, flood): the median of {rounds} rounds."]
+            if rounds > 1
+            else []
+        ),
         "",
     ]
     if len(rows) > 1:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +107,48 @@ def ratio(a: float | None, b: float | None) -> float | None:
     if a is None or b is None or b == 0:
         return None
     return a / b
+
+
+def combine_rounds(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One record per case and implementation: the median of its rounds.
+
+    A case run in several rounds (``settings.rounds``) has a record per
+    round. The combined record is the first round's, with every number in
+    its ``figures`` and ``cpu`` replaced by the median over the rounds that
+    produced figures, and ``rounds`` saying how many did. A round that
+    failed is not hidden: the combined record carries its error. Other
+    fields (latency histograms, say) are the first round's.
+    """
+    groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
+    for record in records:
+        groups.setdefault((record["kind"], record["case"], record["impl"]), []).append(record)
+    combined: list[dict[str, Any]] = []
+    for group in groups.values():
+        measured = [r for r in group if r.get("figures")]
+        record = dict(measured[0] if measured else group[0])
+        if len(group) > 1:
+            if measured:
+                record["figures"] = _median_tree([r["figures"] for r in measured])
+                record["cpu"] = _median_tree([r.get("cpu") or {} for r in measured])
+            record["rounds"] = len(measured)
+            record["error"] = next((r["error"] for r in group if r.get("error")), None)
+        combined.append(record)
+    return combined
+
+
+def _median_tree(trees: Sequence[Any]) -> Any:
+    """The median of each number found at the same place in every tree; else the first's."""
+    first = trees[0]
+    if isinstance(first, Mapping):
+        return {
+            key: _median_tree([tree[key] for tree in trees])
+            if all(isinstance(tree, Mapping) and key in tree for tree in trees)
+            else value
+            for key, value in first.items()
+        }
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in trees):
+        return statistics.median(trees)
+    return first
 
 
 def _index(records: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str, str], Mapping[str, Any]]:

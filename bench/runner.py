@@ -77,8 +77,10 @@ class Step:
 
     @property
     def label(self) -> str:
-        """``trio iamat N=100``."""
-        return f"{self.impl} {self.workload} {self.case}"
+        """``trio iamat N=100``, and ``(round 2)`` when cases run in rounds."""
+        label = f"{self.impl} {self.workload} {self.case}"
+        round_ = self.params.get("round")
+        return label if round_ is None else f"{label} (round {round_})"
 
 
 def _count(n: int) -> str:
@@ -113,22 +115,30 @@ def plan(settings: Settings, workloads: Iterable[str], impls: Sequence[str]) -> 
         steps.append(Step("ceiling", "ceiling", f"churn C={c}", LOADGEN, "ceiling", params))
     if not impls:
         return steps
-    if "iamat" in chosen:
-        for n in settings.iamat_clients:
-            each_impl("iamat", "iamat", f"N={n}", "herd", clients=n)
-    if "churn" in chosen:
-        for c in settings.churn_clients:
-            each_impl("churn", "churn", f"C={c}", "herd", clients=c)
-    if "whatsat" in chosen:
-        c = max(settings.whatsat_clients)
-        params = {"clients": c}
-        steps.append(Step("places", "whatsat", f"direct C={c}", PLACES, "herd", params))
-        for c in settings.whatsat_clients:
-            each_impl("whatsat", "whatsat", f"C={c}", "herd", clients=c)
+    # Timed cases run `rounds` times, the rounds interleaved within their
+    # session, so that a slow spell of the machine hits one round of every
+    # case rather than every round of one case.
+    rounds = range(1, settings.rounds + 1)
+    for round_ in rounds:
+        extra = {"round": round_} if settings.rounds > 1 else {}
+        if "iamat" in chosen:
+            for n in settings.iamat_clients:
+                each_impl("iamat", "iamat", f"N={n}", "herd", clients=n, **extra)
+        if "churn" in chosen:
+            for c in settings.churn_clients:
+                each_impl("churn", "churn", f"C={c}", "herd", clients=c, **extra)
+        if "whatsat" in chosen:
+            c = max(settings.whatsat_clients)
+            params = {"clients": c, **extra}
+            steps.append(Step("places", "whatsat", f"direct C={c}", PLACES, "herd", params))
+            for c in settings.whatsat_clients:
+                each_impl("whatsat", "whatsat", f"C={c}", "herd", clients=c, **extra)
     if "flood" in chosen:
-        each_impl("flood", "flood", "unloaded", "probe", loaded=False)
         n = settings.flood_load_clients
-        each_impl("flood", "flood", f"under load N={n}", "probe", loaded=True)
+        for round_ in rounds:
+            extra = {"round": round_} if settings.rounds > 1 else {}
+            each_impl("flood", "flood", "unloaded", "probe", loaded=False, **extra)
+            each_impl("flood", "flood", f"under load N={n}", "probe", loaded=True, **extra)
     if "recovery" in chosen:
         each_impl("recovery", "recovery", f"kill {VICTIM}", "probe")
     if "memory" in chosen:

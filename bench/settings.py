@@ -48,6 +48,9 @@ class Settings:
     loadgen_procs: int = 1
     #: WHATSAT's Places source: our Places server, or bench.places_stub.
     places_stub: bool = False
+    #: How many times each timed case (iamat, churn, whatsat, flood) runs,
+    #: the rounds interleaved; the table shows each figure's median.
+    rounds: int = 1
 
     @property
     def places_mean_s(self) -> float:
@@ -72,6 +75,7 @@ FULL = Settings(
     recovery_kill_after_s=1.0,
     recovery_down_s=1.0,
     recovery_after_restart_s=3.0,
+    rounds=3,
 )
 
 QUICK = Settings(
@@ -100,6 +104,7 @@ def adjust(
     max_clients: int | None = None,
     loadgen_procs: int | None = None,
     places_stub: bool = False,
+    rounds: int | None = None,
 ) -> Settings:
     """``settings`` with the command line's overrides.
 
@@ -117,4 +122,6 @@ def adjust(
         changes["loadgen_procs"] = loadgen_procs
     if places_stub:
         changes["places_stub"] = True
+    if rounds is not None:
+        changes["rounds"] = rounds
     return dataclasses.replace(settings, **changes)  # type: ignore[arg-type]

@@ -369,7 +369,8 @@ async def flood(env: Env, params: Mapping[str, Any]) -> Outcome:
     assert env.probe is not None
     probe = env.probe
     settings = env.settings
-    tag = slug(params["case"])
+    # A tag per case and round: each flood's client ID is new to the herd.
+    tag = slug(f"{params['case']} {params.get('round', '')}")
     if not params["loaded"]:
         meter = sysinfo.CpuMeter({**herd.pids(), **_own_pid()})
         meter.start()

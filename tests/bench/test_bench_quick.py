@@ -18,7 +18,7 @@ import pytest
 from bench.impls import Implementation
 from bench.loadgen import _http_complete, decode_samples, encode_samples, iamat_line
 from bench.procs import herd_toml
-from bench.report import fmt, lookup, table_rows, targets
+from bench.report import combine_rounds, fmt, lookup, table_rows, targets
 from bench.runner import plan
 from bench.settings import QUICK, WORKLOADS, adjust
 from bench.stats import latency_summary, percentile
@@ -159,3 +159,48 @@ def test_table_ratios_are_trio_over_the_others() -> None:
     assert rows[1][-1] == "1.20x"
     found = {t["target"]: t for t in targets(records, ["trio", "asyncio"])}
     assert found["IAMAT throughput trio/asyncio >= 1.2x, p99 no worse"]["status"] == "met"
+
+
+def test_rounds_interleave_timed_cases_only() -> None:
+    settings = adjust(QUICK, rounds=2)
+    steps = plan(settings, WORKLOADS, ["trio", "asyncio"])
+    iamat = [s for s in steps if s.kind == "iamat"]
+    # Every case twice per implementation, round 1 of all before round 2.
+    assert len(iamat) == 2 * 2 * len(QUICK.iamat_clients)
+    assert [s.params["round"] for s in iamat] == sorted(s.params["round"] for s in iamat)
+    assert "(round 2)" in iamat[-1].label
+    for kind in ("churn", "whatsat", "flood", "places"):
+        assert {s.params["round"] for s in steps if s.kind == kind} == {1, 2}, kind
+    for kind in ("recovery", "memory-idle", "memory-table", "ceiling"):
+        assert all("round" not in s.params for s in steps if s.kind == kind), kind
+    single = plan(QUICK, WORKLOADS, ["trio"])
+    assert all("round" not in s.params for s in single)
+
+
+def test_rounds_combine_into_medians_and_keep_errors() -> None:
+    def run(throughput: float | None, hill: float, error: str | None = None) -> dict[str, object]:
+        figures = None
+        if throughput is not None:
+            figures = {"throughput": throughput, "servers": {"Hill": {"median_ms": hill}}}
+        return {
+            "kind": "iamat",
+            "workload": "iamat",
+            "case": "N=1",
+            "impl": "trio",
+            "figures": figures,
+            "cpu": {"Hill": hill * 10},
+            "error": error,
+            "histogram": "first",
+        }
+
+    (combined,) = combine_rounds([run(100.0, 3.0), run(300.0, 1.0), run(200.0, 2.0)])
+    assert combined["figures"] == {"throughput": 200.0, "servers": {"Hill": {"median_ms": 2.0}}}
+    assert combined["cpu"] == {"Hill": 20.0}
+    assert combined["rounds"] == 3
+    assert combined["histogram"] == "first"
+    assert combined["error"] is None
+    (failed,) = combine_rounds([run(100.0, 1.0), run(None, 0.0, "boom"), run(300.0, 3.0)])
+    assert failed["figures"]["throughput"] == 200.0
+    assert (failed["rounds"], failed["error"]) == (2, "boom")
+    alone = run(5.0, 1.0)
+    assert combine_rounds([alone]) == [alone]
