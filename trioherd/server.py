@@ -159,12 +159,7 @@ class HerdServer:
                     # arrived too late, as if a moment later.
                     break
                 received_ns = time.time_ns()
-                too_long: LineTooLong | None = None
-                if data:
-                    lines, too_long = buffer.feed(data)
-                else:
-                    last = buffer.close()
-                    lines = [] if last is None else [last]
+                lines, too_long = buffer.receive(data)
                 peer = await self._answer(stream, conn, lines, received_ns, peer, too_long)
                 if not data or too_long:
                     break

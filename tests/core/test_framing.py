@@ -106,3 +106,15 @@ def test_arbitrary_bytes_never_raise_and_never_exceed_the_limit(
     assert all(len(line) <= limit for line in lines)
     if too_long is not None:
         assert len(too_long.prefix) == limit
+
+
+def test_receive_is_feed_for_bytes_and_close_at_eof() -> None:
+    buffer = LineBuffer()
+    assert buffer.receive(b"IAMAT a\nWHATSAT") == ([b"IAMAT a"], None)
+    assert buffer.receive(b"") == ([b"WHATSAT"], None)
+    assert LineBuffer().receive(b"") == ([], None)
+    assert LineBuffer().receive(b"done\r\n") == ([b"done"], None)
+    lines, too_long = LineBuffer(max_line=3).receive(b"toolong\n")
+    assert lines == []
+    assert too_long is not None
+    assert too_long.prefix == b"too"

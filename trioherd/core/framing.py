@@ -77,6 +77,20 @@ class LineBuffer:
         self._scanned = pending
         return lines, None
 
+    def receive(self, data: bytes) -> tuple[list[bytes], LineTooLong | None]:
+        """What one read brought: :meth:`feed` for bytes, :meth:`close` for EOF.
+
+        Args:
+            data: the bytes read, or ``b""`` at EOF.
+
+        Returns:
+            As :meth:`feed`; at EOF, the last line if it had no ``\\n``.
+        """
+        if data:
+            return self.feed(data)
+        last = self.close()
+        return ([] if last is None else [last]), None
+
     def close(self) -> bytes | None:
         """Signal EOF and return the last line if it had no ``\\n``."""
         if self._failed or not self._buffer:
