@@ -53,6 +53,22 @@ async def whatsat(
     return reply, json.loads(body)
 
 
+async def concurrent_whatsats(running: RunningHerd, count: int) -> list[str]:
+    """Tell Solo where kiwi is, then send ``count`` WHATSATs at once; their statuses."""
+    solo = running.addresses["Solo"]
+    await talk(solo, IAMAT)
+    statuses: list[str] = []
+
+    async def one() -> None:
+        reply = await talk(solo, b"WHATSAT kiwi 5 2\n")
+        statuses.append(json.loads(reply.split(b"\n", 1)[1])["status"])
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(count):
+            nursery.start_soon(one)
+    return statuses
+
+
 async def test_whatsat_end_to_end_over_http(tmp_path: Path) -> None:
     async with places_server() as (server, url), solo_over_http(tmp_path, url) as (running, places):
         assert isinstance(places, HttpPlaces)
@@ -148,17 +164,7 @@ async def test_many_concurrent_whatsats_share_a_bounded_pool(tmp_path: Path) -> 
         places_server(Behaviour(latency=(0.01, 0.03))) as (server, url),
         solo_over_http(tmp_path, url, concurrency=pool) as (running, _),
     ):
-        solo = running.addresses["Solo"]
-        await talk(solo, IAMAT)
-        statuses: list[str] = []
-
-        async def one() -> None:
-            reply = await talk(solo, b"WHATSAT kiwi 5 2\n")
-            statuses.append(json.loads(reply.split(b"\n", 1)[1])["status"])
-
-        async with trio.open_nursery() as nursery:
-            for _ in range(clients):
-                nursery.start_soon(one)
+        statuses = await concurrent_whatsats(running, clients)
     assert statuses == ["OK"] * clients
     assert server.requests == clients
     assert server.max_in_flight <= pool
@@ -175,17 +181,7 @@ async def test_the_pool_recovers_from_dropped_and_abandoned_requests(tmp_path: P
         places_server(behaviour) as (server, url),
         solo_over_http(tmp_path, url, concurrency=pool, timeout=0.3) as (running, places),
     ):
-        solo = running.addresses["Solo"]
-        await talk(solo, IAMAT)
-        statuses: list[str] = []
-
-        async def one() -> None:
-            reply = await talk(solo, b"WHATSAT kiwi 5 2\n")
-            statuses.append(json.loads(reply.split(b"\n", 1)[1])["status"])
-
-        async with trio.open_nursery() as nursery:
-            for _ in range(30):
-                nursery.start_soon(one)
+        statuses = await concurrent_whatsats(running, 30)
         assert server.max_in_flight <= pool
         # Every transport is back, ready to lend (a white-box check: a lost
         # one would only show as timeouts).
