@@ -118,9 +118,8 @@ def plan(settings: Settings, workloads: Iterable[str], impls: Sequence[str]) -> 
     # Timed cases run `rounds` times, the rounds interleaved within their
     # session, so that a slow spell of the machine hits one round of every
     # case rather than every round of one case.
-    rounds = range(1, settings.rounds + 1)
-    for round_ in rounds:
-        extra = {"round": round_} if settings.rounds > 1 else {}
+    rounds = [{"round": r} if settings.rounds > 1 else {} for r in range(1, settings.rounds + 1)]
+    for extra in rounds:
         if "iamat" in chosen:
             for n in settings.iamat_clients:
                 each_impl("iamat", "iamat", f"N={n}", "herd", clients=n, **extra)
@@ -135,8 +134,7 @@ def plan(settings: Settings, workloads: Iterable[str], impls: Sequence[str]) -> 
                 each_impl("whatsat", "whatsat", f"C={c}", "herd", clients=c, **extra)
     if "flood" in chosen:
         n = settings.flood_load_clients
-        for round_ in rounds:
-            extra = {"round": round_} if settings.rounds > 1 else {}
+        for extra in rounds:
             each_impl("flood", "flood", "unloaded", "probe", loaded=False, **extra)
             each_impl("flood", "flood", f"under load N={n}", "probe", loaded=True, **extra)
     if "recovery" in chosen:

@@ -88,8 +88,8 @@ class HerdServer:
 
         The listeners are ours from now on: closed when the server stops.
         """
-        try:
-            async with trio.open_nursery() as connections:
+        async with trio.open_nursery() as connections:
+            try:
                 async with trio.open_nursery() as front:
                     for listener in listeners:
                         front.start_soon(self._accept, listener, connections)
@@ -99,14 +99,14 @@ class HerdServer:
                     await self._stop.wait()
                     self.log.info("shutting down")
                     front.cancel_scope.cancel()
+            finally:
+                # No accept task is left to wait on them: stop accepting now,
+                # before the grace period, and on every way out.
                 for listener in listeners:
                     listener.close()
-                for scope in self._idle_reads:
-                    scope.cancel()
-                connections.cancel_scope.deadline = trio.current_time() + SHUTDOWN_GRACE
-        finally:
-            for listener in listeners:
-                listener.close()
+            for scope in self._idle_reads:
+                scope.cancel()
+            connections.cancel_scope.deadline = trio.current_time() + SHUTDOWN_GRACE
         self.log.info("stopped")
 
     async def _accept(self, listener: socket.socket, connections: trio.Nursery) -> None:

@@ -13,9 +13,9 @@ that matter to us:
 * ``receive_some`` is also a schedule point (it yields once even when data
   was ready at once), so a loop that reads cannot starve other tasks;
 * ``send_all`` yields only when it has to wait for room, as asyncio's
-  ``drain`` does. A trio schedule point is a trip round the run loop (about
-  8 µs here, compare_asyncio.md), and every loop the herd runs reads or
-  parks between two writes, so the one after a write bought nothing;
+  ``drain`` does. A trio schedule point is a trip round the run loop, and
+  every loop the herd runs reads or parks between two writes, so the one
+  after a write bought nothing;
 * a closed or reset connection raises :class:`trio.BrokenResourceError`, as
   a ``SocketStream`` does, so callers handle both alike.
 
