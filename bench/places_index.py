@@ -20,7 +20,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from trioherd.core.geonames import PlaceIndex
+from trioherd.offline.index import PlaceIndex
 
 POINTS: dict[str, tuple[float, float]] = {
     "Los Angeles (UCLA)": (34.068930, -118.445127),

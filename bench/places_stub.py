@@ -24,9 +24,9 @@ from collections.abc import Sequence
 from typing import cast
 
 from bench.loadgen import new_event_loop
-from trioherd.core import geonames
-from trioherd.core.nearby import nearby_search
 from trioherd.core.places import google_json
+from trioherd.offline import index as geonames
+from trioherd.offline.nearby import nearby_search
 from trioherd.places_server import parse_latency
 
 #: The one query the benchmark's WHATSATs make (see bench.loadgen).

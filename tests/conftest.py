@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from trioherd.core import geonames
 from trioherd.core.config import CS131_HERD
 from trioherd.herd import RunningHerd
+from trioherd.offline import index as geonames
 from trioherd.places import OfflinePlaces
 
 from support import cs131_herd_on, herd_running

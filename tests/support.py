@@ -15,9 +15,9 @@ import trio
 from trioherd.client import exchange
 from trioherd.core.config import CS131_HERD, HerdConfig, build_herd
 from trioherd.core.framing import DEFAULT_MAX_LINE
-from trioherd.core.logs import HerdLogs
-from trioherd.core.nearby import NEARBY_PATH
 from trioherd.herd import RunningHerd, run_herd
+from trioherd.logs import HerdLogs
+from trioherd.offline.nearby import NEARBY_PATH
 from trioherd.places import OfflinePlaces
 from trioherd.places_server import Behaviour, PlacesServer
 

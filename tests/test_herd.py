@@ -11,8 +11,8 @@ import trio
 import trio.lowlevel
 
 from trioherd.core.config import CS131_HERD, build_herd
-from trioherd.core.logs import HerdLogs
 from trioherd.herd import RunningHerd, run_herd
+from trioherd.logs import HerdLogs
 from trioherd.places import OfflinePlaces
 from trioherd.server import HerdServer
 

@@ -16,10 +16,11 @@ import pytest
 import trio
 
 from trioherd.core.config import build_herd
-from trioherd.core.nearby import NEARBY_PATH, KeyPolicy
-from trioherd.core.options import PlacesOptions
+from trioherd.core.places import PlacesSource
 from trioherd.herd import RunningHerd
-from trioherd.places import HttpPlaces, PlacesSource, open_places
+from trioherd.offline.nearby import NEARBY_PATH, KeyPolicy
+from trioherd.options import PlacesOptions
+from trioherd.places import HttpPlaces, open_places
 from trioherd.places_server import Behaviour, parse_latency
 
 from support import WAIT, free_ports, herd_running, places_server, talk

@@ -9,10 +9,10 @@ from functools import partial
 import trio
 
 from trioherd.core.config import BindError
-from trioherd.core.logs import HerdLogs, LogSetupError
-from trioherd.core.nearby import NEARBY_PATH
-from trioherd.core.options import Options, parse_options, sole_exception
 from trioherd.herd import RunningHerd, run_herd
+from trioherd.logs import HerdLogs, LogSetupError
+from trioherd.offline.nearby import NEARBY_PATH
+from trioherd.options import Options, parse_options, sole_exception
 from trioherd.places import OfflinePlaces, open_places
 from trioherd.places_server import PlacesServer
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import trio
 
 from trioherd.core.config import CS131_HERD, ConfigError, HerdConfig, load_herd
-from trioherd.core.options import OneLineParser
+from trioherd.options import OneLineParser
 
 PROG = "python -m trioherd.client"
 

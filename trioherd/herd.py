@@ -23,8 +23,8 @@ import trio
 
 from trioherd.core.config import BindError, HerdConfig
 from trioherd.core.framing import DEFAULT_MAX_LINE
-from trioherd.core.logs import HerdLogs
-from trioherd.places import PlacesSource
+from trioherd.core.places import PlacesSource
+from trioherd.logs import HerdLogs
 from trioherd.server import HerdServer
 from trioherd.stream import listen
 

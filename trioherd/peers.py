@@ -24,9 +24,9 @@ import random
 
 import trio
 
-from trioherd.core.logs import show
 from trioherd.core.messages import format_hello
 from trioherd.core.state import ServerState
+from trioherd.logs import show
 from trioherd.stream import HerdStream, LeanStream, close_stream
 
 #: Backoff between attempts: doubles from FIRST up to CAP, each sleep a

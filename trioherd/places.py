@@ -13,34 +13,27 @@ import contextlib
 import logging
 import ssl
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 import trio
 
-from trioherd.core import geonames
-from trioherd.core.options import PlacesOptions
-from trioherd.core.places import error_response, metres, parse_places_answer
-from trioherd.core.state import PlacesQuery
+from trioherd.core.places import (
+    PlacesQuery,
+    PlacesSource,
+    error_response,
+    metres,
+    parse_places_answer,
+)
+from trioherd.offline import index as geonames
+from trioherd.options import PlacesOptions
 
 # httpx logs each request's URL at INFO, and a Google URL holds the API key.
 # Our servers log through loggers of their own, but someone else's logging
 # setup (basicConfig in a script that imports us) must not leak it either.
 for _name in ("httpx", "httpcore"):
     logging.getLogger(_name).setLevel(logging.WARNING)
-
-
-class PlacesSource(Protocol):
-    """Where WHATSAT gets its places from."""
-
-    #: A short description for the startup log.
-    description: str
-
-    async def nearby(self, query: PlacesQuery) -> dict[str, Any]:
-        """A Google-shaped Nearby Search response for ``query``; never raises
-        for a failure of the source itself."""
-        ...
 
 
 class OfflinePlaces:

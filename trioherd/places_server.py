@@ -1,7 +1,7 @@
 """A Google-compatible Places server of our own: ``python -m trioherd.places_server``.
 
 It answers ``GET /maps/api/place/nearbysearch/json`` as Google's legacy
-Nearby Search does (see :mod:`trioherd.core.nearby`), from the offline
+Nearby Search does (see :mod:`trioherd.offline.nearby`), from the offline
 GeoNames index, so the herd's real HTTP path can run with no Google account
 and no network. For tests and benchmarks it can misbehave on purpose: add
 latency (fixed or uniformly drawn), fail a fraction of requests (HTTP 500, a
@@ -30,10 +30,10 @@ from urllib.parse import parse_qsl, urlsplit
 import h11
 import trio
 
-from trioherd.core import geonames
-from trioherd.core.nearby import NEARBY_PATH, KeyPolicy, nearby_search
-from trioherd.core.options import OneLineParser, sole_exception
 from trioherd.core.places import google_json
+from trioherd.offline import index as geonames
+from trioherd.offline.nearby import NEARBY_PATH, KeyPolicy, nearby_search
+from trioherd.options import OneLineParser, sole_exception
 
 PROG = "python -m trioherd.places_server"
 #: How many recent answers are kept, ready to send (a few MB at most).

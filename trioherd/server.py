@@ -24,12 +24,11 @@ from collections.abc import Mapping, Sequence
 import trio
 
 from trioherd.core.framing import DEFAULT_MAX_LINE, LineBuffer, LineTooLong
-from trioherd.core.logs import show, summary
 from trioherd.core.messages import invalid
-from trioherd.core.places import whatsat_reply
-from trioherd.core.state import PlacesQuery, ServerState
+from trioherd.core.places import PlacesQuery, PlacesSource, whatsat_reply
+from trioherd.core.state import ServerState
+from trioherd.logs import show, summary
 from trioherd.peers import PeerLink
-from trioherd.places import PlacesSource
 from trioherd.stream import RECEIVE_SIZE, HerdStream, LeanStream, accept_batch, close_stream
 
 #: How long an answer already being worked on may take after shutdown begins.

@@ -12,8 +12,8 @@ from functools import partial
 from bench.asyncio_herd.herd import RunningHerd, run_herd
 from bench.asyncio_herd.places import OfflinePlaces, open_places
 from trioherd.core.config import BindError
-from trioherd.core.logs import HerdLogs, LogSetupError
-from trioherd.core.options import Options, parse_options, sole_exception
+from trioherd.logs import HerdLogs, LogSetupError
+from trioherd.options import Options, parse_options, sole_exception
 
 PROG = "python -m bench.asyncio_herd"
 

@@ -17,12 +17,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bench.asyncio_herd.places import PlacesSource
 from bench.asyncio_herd.server import HerdServer
 from bench.asyncio_herd.stream import LISTEN_BACKLOG
 from trioherd.core.config import BindError, HerdConfig
 from trioherd.core.framing import DEFAULT_MAX_LINE
-from trioherd.core.logs import HerdLogs
+from trioherd.core.places import PlacesSource
+from trioherd.logs import HerdLogs
 
 
 @dataclass(frozen=True)

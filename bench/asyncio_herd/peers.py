@@ -15,9 +15,9 @@ import logging
 import random
 
 from bench.asyncio_herd.stream import send_all
-from trioherd.core.logs import show
 from trioherd.core.messages import format_hello
 from trioherd.core.state import ServerState
+from trioherd.logs import show
 
 BACKOFF_FIRST = 0.05
 BACKOFF_CAP = 2.0

@@ -10,26 +10,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 
-from trioherd.core import geonames
-from trioherd.core.options import PlacesOptions
-from trioherd.core.places import error_response, metres, parse_places_answer
-from trioherd.core.state import PlacesQuery
-
-
-class PlacesSource(Protocol):
-    """Where WHATSAT gets its places from."""
-
-    #: A short description for the startup log.
-    description: str
-
-    async def nearby(self, query: PlacesQuery) -> dict[str, Any]:
-        """A Google-shaped Nearby Search response for ``query``; never raises
-        for a failure of the source itself."""
-        ...
+from trioherd.core.places import (
+    PlacesQuery,
+    PlacesSource,
+    error_response,
+    metres,
+    parse_places_answer,
+)
+from trioherd.offline import index as geonames
+from trioherd.options import PlacesOptions
 
 
 class OfflinePlaces:

@@ -18,13 +18,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 
 from bench.asyncio_herd.peers import PeerLink
-from bench.asyncio_herd.places import PlacesSource
 from bench.asyncio_herd.stream import LISTEN_BACKLOG, RECEIVE_SIZE, send_all
 from trioherd.core.framing import DEFAULT_MAX_LINE, LineBuffer, LineTooLong
-from trioherd.core.logs import show, summary
 from trioherd.core.messages import invalid
-from trioherd.core.places import whatsat_reply
-from trioherd.core.state import PlacesQuery, ServerState
+from trioherd.core.places import PlacesQuery, PlacesSource, whatsat_reply
+from trioherd.core.state import ServerState
+from trioherd.logs import show, summary
 
 SHUTDOWN_GRACE = 1.0
 

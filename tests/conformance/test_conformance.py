@@ -16,7 +16,7 @@ from pathlib import Path
 import trio
 
 from trioherd.core.config import CS131_HERD
-from trioherd.core.nearby import KeyPolicy
+from trioherd.offline.nearby import KeyPolicy
 from trioherd.places_server import Behaviour
 
 from processes import HerdProcesses, make_herd, run_cli

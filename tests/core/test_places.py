@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trioherd.core import geonames
-from trioherd.core.nearby import nearby_search
 from trioherd.core.places import google_json
+from trioherd.offline import index as geonames
+from trioherd.offline.nearby import nearby_search
 
 
 def stdlib(value: Any) -> str:

@@ -6,8 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trioherd.core.messages import parse_at
-from trioherd.core.places import error_response, whatsat_reply
-from trioherd.core.state import Outbox, PeerJoined, PlacesQuery, ServerState
+from trioherd.core.places import PlacesQuery, error_response, whatsat_reply
+from trioherd.core.state import Outbox, PeerJoined, ServerState
 from trioherd.core.table import LocationTable
 
 NOW = 1621464828_000000000

@@ -11,7 +11,32 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, cast
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+
+@dataclass(frozen=True, slots=True)
+class PlacesQuery:
+    """A WHATSAT to answer: the stored AT line, and what to ask Places for."""
+
+    at_line: bytes
+    latitude: float
+    longitude: float
+    radius_m: float
+    bound: int
+
+
+class PlacesSource(Protocol):
+    """Where WHATSAT gets its places from, on either event loop."""
+
+    #: A short description for the startup log.
+    description: str
+
+    async def nearby(self, query: PlacesQuery) -> dict[str, Any]:
+        """A Google-shaped Nearby Search response for ``query``; never raises
+        for a failure of the source itself."""
+        ...
+
 
 _NEWLINES = re.compile(r"\n{2,}")
 

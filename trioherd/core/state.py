@@ -34,22 +34,12 @@ from trioherd.core.messages import (
     parse_location,
     parse_whatsat,
 )
+from trioherd.core.places import PlacesQuery
 from trioherd.core.table import LocationTable
 
 #: The most AT lines an outbox hands out at once: a resync of a large table
 #: goes out in pieces instead of one huge buffer.
 BATCH_RECORDS = 1024
-
-
-@dataclass(frozen=True, slots=True)
-class PlacesQuery:
-    """A WHATSAT to answer: the stored AT line, and what to ask Places for."""
-
-    at_line: bytes
-    latitude: float
-    longitude: float
-    radius_m: float
-    bound: int
 
 
 @dataclass(frozen=True, slots=True)

