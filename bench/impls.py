@@ -54,7 +54,7 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
         Implementation("uvloop", "bench.asyncio_herd", ("--uvloop",), requires=("uvloop",)),
         # trioherd on trio.SocketStream rather than its LeanStream: what the
         # lean stream gains, on demand.
-        Implementation("trio-socketstream", "trioherd", ("--socket-streams",), default=False),
+        Implementation("trio-socketstream", "bench.trio_socketstream", default=False),
     )
 }
 

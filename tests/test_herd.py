@@ -10,6 +10,7 @@ from pathlib import Path
 import trio
 import trio.lowlevel
 
+from bench.trio_socketstream import SocketStreams
 from trioherd.core.config import CS131_HERD, build_herd
 from trioherd.herd import RunningHerd, run_herd
 from trioherd.logs import HerdLogs
@@ -219,14 +220,14 @@ async def test_graceful_stop_closes_idle_connections_and_returns(
 async def test_the_herd_on_plain_socket_streams(
     tmp_path: Path, offline_places: OfflinePlaces
 ) -> None:
-    # --socket-streams swaps LeanStream for trio.SocketStream: same behaviour.
+    # The bench's factory swaps LeanStream for trio.SocketStream: same behaviour.
     herd = cs131_herd_on([0] * 5)
     with HerdLogs(tmp_path, CS131_HERD.names, echo_errors=False) as logs:
         async with trio.open_nursery() as nursery:
             running: RunningHerd = await nursery.start(
                 partial(
                     run_herd, herd, CS131_HERD.names, offline_places, logs,
-                    socket_streams=True, handle_signals=False,
+                    streams=SocketStreams(), handle_signals=False,
                 )
             )  # fmt: skip
             reply = await talk(running.addresses["Hill"], b"IAMAT s +1+1 5\nIAMAT t +1+1 5")

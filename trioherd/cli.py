@@ -15,11 +15,12 @@ from trioherd.offline.nearby import NEARBY_PATH
 from trioherd.options import Options, parse_options, sole_exception
 from trioherd.places import OfflinePlaces, open_places
 from trioherd.places_server import PlacesServer
+from trioherd.stream import LEAN_STREAMS, StreamFactory
 
 PROG = "python -m trioherd"
 
 
-async def serve(options: Options, logs: HerdLogs) -> None:
+async def serve(options: Options, logs: HerdLogs, streams: StreamFactory = LEAN_STREAMS) -> None:
     """Run the servers ``options`` names until SIGINT or SIGTERM."""
     async with trio.open_nursery() as nursery:
         url = None
@@ -40,7 +41,7 @@ async def serve(options: Options, logs: HerdLogs) -> None:
                         places,
                         logs,
                         max_line=options.max_line,
-                        socket_streams=options.socket_streams,
+                        streams=streams,
                     )
                 )
                 for name, (host, port) in running.addresses.items():
@@ -53,12 +54,18 @@ async def serve(options: Options, logs: HerdLogs) -> None:
         nursery.cancel_scope.cancel()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit status."""
+def main(argv: Sequence[str] | None = None, *, streams: StreamFactory = LEAN_STREAMS) -> int:
+    """Entry point; returns the exit status.
+
+    Args:
+        argv: the command line's words (default: ``sys.argv[1:]``).
+        streams: where the servers' streams come from (the bench passes
+            another factory to measure; users have no reason to).
+    """
     options = parse_options(argv, PROG)
     try:
         with HerdLogs(options.log_dir, options.names, level=options.log_level) as logs:
-            trio.run(serve, options, logs)
+            trio.run(serve, options, logs, streams)
     except BaseException as exc:
         leaf = sole_exception(exc)
         if isinstance(leaf, (LogSetupError, BindError)):

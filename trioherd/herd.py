@@ -26,7 +26,7 @@ from trioherd.core.framing import DEFAULT_MAX_LINE
 from trioherd.core.places import PlacesSource
 from trioherd.logs import HerdLogs
 from trioherd.server import HerdServer
-from trioherd.stream import listen
+from trioherd.stream import LEAN_STREAMS, StreamFactory, listen
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ async def run_herd(
     logs: HerdLogs,
     *,
     max_line: int = DEFAULT_MAX_LINE,
-    socket_streams: bool = False,
+    streams: StreamFactory = LEAN_STREAMS,
     handle_signals: bool = True,
     task_status: trio.TaskStatus[RunningHerd] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -73,7 +73,7 @@ async def run_herd(
         places: the Places source they share.
         logs: their log files.
         max_line: the longest line a connection may send.
-        socket_streams: run on plain :class:`trio.SocketStream` (for measurements).
+        streams: where the servers' streams come from.
         handle_signals: stop gracefully on SIGINT and SIGTERM.
         task_status: for ``nursery.start``; reports a :class:`RunningHerd`.
 
@@ -99,7 +99,7 @@ async def run_herd(
             places,
             logs.logger(name),
             max_line=max_line,
-            socket_streams=socket_streams,
+            streams=streams,
         )
         for name in names
     }

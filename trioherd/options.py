@@ -68,8 +68,6 @@ class Options:
     places: PlacesOptions = PlacesOptions()
     #: Run on uvloop (the asyncio contrast only).
     uvloop: bool = False
-    #: Use trio.SocketStream rather than the lean stream (trio only).
-    socket_streams: bool = False
 
 
 def build_parser(prog: str, implementation: str) -> OneLineParser:
@@ -121,13 +119,7 @@ def build_parser(prog: str, implementation: str) -> OneLineParser:
         metavar="BYTES",
         help=f"longest message line accepted (default: {DEFAULT_MAX_LINE})",
     )
-    if implementation == "trio":
-        parser.add_argument(
-            "--socket-streams",
-            action="store_true",
-            help="use trio.SocketStream instead of trioherd's lean stream (to measure the cost)",
-        )
-    else:
+    if implementation != "trio":
         parser.add_argument(
             "--uvloop", action="store_true", help="run the asyncio event loop on uvloop"
         )
@@ -249,7 +241,6 @@ def parse_options(
         args.max_line,
         places,
         uvloop=getattr(args, "uvloop", False),
-        socket_streams=getattr(args, "socket_streams", False),
     )
 
 

@@ -23,13 +23,20 @@ from collections.abc import Mapping, Sequence
 
 import trio
 
-from trioherd.core.framing import DEFAULT_MAX_LINE, LineBuffer, LineTooLong
-from trioherd.core.messages import invalid
-from trioherd.core.places import PlacesQuery, PlacesSource, whatsat_reply
+from trioherd.core.connection import Connection, Exchange
+from trioherd.core.framing import DEFAULT_MAX_LINE
+from trioherd.core.places import PlacesQuery, PlacesSource
 from trioherd.core.state import ServerState
 from trioherd.logs import show, summary
 from trioherd.peers import PeerLink
-from trioherd.stream import RECEIVE_SIZE, HerdStream, LeanStream, accept_batch, close_stream
+from trioherd.stream import (
+    LEAN_STREAMS,
+    RECEIVE_SIZE,
+    HerdStream,
+    StreamFactory,
+    accept_batch,
+    close_stream,
+)
 
 #: How long an answer already being worked on may take after shutdown begins.
 SHUTDOWN_GRACE = 1.0
@@ -44,8 +51,7 @@ class HerdServer:
         places: where WHATSAT gets places.
         log: the server's logger.
         max_line: the longest line accepted from a connection.
-        socket_streams: use :class:`trio.SocketStream` rather than
-            :class:`~trioherd.stream.LeanStream` (for measurements).
+        streams: where connections' and links' streams come from.
     """
 
     def __init__(
@@ -56,16 +62,16 @@ class HerdServer:
         log: logging.Logger,
         *,
         max_line: int = DEFAULT_MAX_LINE,
-        socket_streams: bool = False,
+        streams: StreamFactory = LEAN_STREAMS,
     ) -> None:
         self.name = name
-        self.socket_streams = socket_streams
+        self.streams = streams
         self.state = ServerState(name, peers)
         self.places = places
         self.log = log
         self.max_line = max_line
         self.links = {
-            peer: PeerLink(self.state, peer, address, log, socket_streams=socket_streams)
+            peer: PeerLink(self.state, peer, address, log, streams=streams)
             for peer, address in peers.items()
         }
         self._connection_ids = itertools.count(1)
@@ -123,11 +129,7 @@ class HerdServer:
     async def _serve_connection(self, sock: socket.socket, address: tuple[str, int]) -> None:
         conn = f"conn {next(self._connection_ids)} {address[0]}:{address[1]}"
         self.log.info("%s: accepted", conn)
-        stream: HerdStream
-        if self.socket_streams:
-            stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
-        else:
-            stream = LeanStream(sock)
+        stream = self.streams.accepted(sock)
         try:
             try:
                 await self._converse(stream, conn)
@@ -140,8 +142,7 @@ class HerdServer:
             self.log.exception("%s: internal error, connection closed", conn)
 
     async def _converse(self, stream: HerdStream, conn: str) -> None:
-        buffer = LineBuffer(self.max_line)
-        peer: str | None = None
+        connection = Connection(self.state, self.max_line)
         # Shutdown cancels this scope only while it is in _idle_reads, that
         # is while the task waits for a read, never in the middle of an
         # answer. One scope for the connection's life, not one per read:
@@ -157,55 +158,43 @@ class HerdServer:
                     # Shutdown came as the read completed: what it brought
                     # arrived too late, as if a moment later.
                     break
-                received_ns = time.time_ns()
-                lines, too_long = buffer.receive(data)
-                peer = await self._answer(stream, conn, lines, received_ns, peer, too_long)
-                if not data or too_long:
+                connection.receive(data, time.time_ns())
+                while (exchange := connection.next_exchange()) is not None:
+                    await self._answer(stream, conn, exchange)
+                if connection.finished:
                     break
-        if peer is not None:
-            self.log.info("%s: link from %s closed", conn, peer)
+        if connection.peer is not None:
+            self.log.info("%s: link from %s closed", conn, connection.peer)
         else:
             self.log.info("%s: closed", conn)
 
-    async def _answer(
-        self,
-        stream: HerdStream,
-        conn: str,
-        lines: list[bytes],
-        received_ns: int,
-        peer: str | None,
-        too_long: LineTooLong | None,
-    ) -> str | None:
-        """Answer one read's lines with one write; return who the connection is."""
+    async def _answer(self, stream: HerdStream, conn: str, exchange: Exchange) -> None:
+        """Carry out one exchange: floods first, then Places, then one write."""
         logging_lines = self.log.isEnabledFor(logging.INFO)
         if logging_lines:
-            for line in lines:
+            for line in exchange.received:
                 self.log.info("%s < %s", conn, show(line))
-        answers = self.state.handle_lines(lines, received_ns, peer)
-        replies = answers.replies
-        if answers.joined is not None:
-            self.log.info("%s: link from %s accepted", conn, answers.joined)
+        for peer in exchange.flooded:
+            # On the wire before the reply, when the link can take it now.
+            self.links[peer].push()
+        if exchange.joined is not None:
+            self.log.info("%s: link from %s accepted", conn, exchange.joined)
             # The neighbour is up: if our link to it is waiting, go now.
-            self.links[answers.joined].retry_now()
-        if too_long is not None:
-            replies.append(invalid(too_long.prefix))
-            self.log.warning("%s: line over %d bytes, closing", conn, self.max_line)
-        if answers.queries:
-            # A read may hold several WHATSATs: ask Places for all at once,
-            # and write the replies in the order the messages came.
+            self.links[exchange.joined].retry_now()
+        if exchange.too_long is not None:
+            self.log.warning("%s: line over %d bytes, closing", conn, exchange.too_long)
+        if exchange.queries:
+            # Ask Places for all of the exchange's WHATSATs at once.
             async with trio.open_nursery() as nursery:
-                for slot, query in answers.queries:
-                    nursery.start_soon(self._fill_places_reply, replies, slot, query)
-        if replies:
+                for slot, query in exchange.queries:
+                    nursery.start_soon(self._ask_places, exchange, slot, query)
+        if exchange.replies:
             if logging_lines:
-                for reply in replies:
+                for reply in exchange.replies:
                     self.log.info("%s > %s", conn, summary(reply))
-            await stream.send_all(b"".join(replies))
-        return answers.peer
+            await stream.send_all(exchange.output())
 
-    async def _fill_places_reply(self, replies: list[bytes], slot: int, query: PlacesQuery) -> None:
-        response = await self.places.nearby(query)
-        status = response.get("status")
-        if status not in ("OK", "ZERO_RESULTS"):
-            self.log.warning("places: %s: %s", status, response.get("error_message", ""))
-        replies[slot] = whatsat_reply(query.at_line, response, query.bound)
+    async def _ask_places(self, exchange: Exchange, slot: int, query: PlacesQuery) -> None:
+        problem = exchange.answer(slot, await self.places.nearby(query))
+        if problem is not None:
+            self.log.warning("places: %s", problem)

@@ -25,8 +25,9 @@ burst of connections costs one wake-up, not one per connection
 (``trio.serve_listeners`` makes a ``SocketStream`` per connection and closes
 it with a cancelled scope, which we would only throw away).
 
-``python -m trioherd --socket-streams`` runs the herd on plain
-``trio.SocketStream`` instead, to measure the difference.
+A server takes its streams from a :class:`StreamFactory`; the product
+uses :data:`LEAN_STREAMS`, and the bench passes one of plain
+``trio.SocketStream`` to measure the difference (``bench/trio_socketstream.py``).
 """
 
 from __future__ import annotations
@@ -123,7 +124,23 @@ class HerdStream(Protocol):
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None: ...
 
+    def send_nowait(self, data: bytes) -> int:
+        """Send what the socket takes now, without waiting; how many bytes."""
+        ...
+
     async def aclose(self) -> None: ...
+
+
+class StreamFactory(Protocol):
+    """Where a server's streams come from: accepted sockets and outbound links."""
+
+    def accepted(self, sock: socket.socket) -> HerdStream:
+        """A stream over an accepted connection's socket, which it now owns."""
+        ...
+
+    async def connect(self, host: str, port: int) -> HerdStream:
+        """A stream connected to ``host:port``."""
+        ...
 
 
 class LeanStream:
@@ -184,13 +201,16 @@ class LeanStream:
                 raise trio.BrokenResourceError(str(exc)) from exc
             view = view[sent:]
 
-    async def send_eof(self) -> None:
-        """Shut down the sending side."""
+    def send_nowait(self, data: bytes) -> int:
+        """Send what the socket takes now; never waits, not a checkpoint.
+
+        Raises:
+            OSError: the connection is broken.
+        """
         try:
-            self._sock.shutdown(socket.SHUT_WR)
-        except OSError as exc:
-            raise trio.BrokenResourceError(str(exc)) from exc
-        await trio.lowlevel.checkpoint()
+            return self._sock.send(data)
+        except BlockingIOError:
+            return 0
 
     def close(self) -> None:
         """Close the socket now; tasks waiting on it get ``ClosedResourceError``."""
@@ -212,3 +232,18 @@ async def close_stream(stream: HerdStream) -> None:
     else:
         with trio.CancelScope(shield=True):
             await stream.aclose()
+
+
+class LeanStreams:
+    """The product's streams: :class:`LeanStream` on both sides."""
+
+    def accepted(self, sock: socket.socket) -> HerdStream:
+        return LeanStream(sock)
+
+    async def connect(self, host: str, port: int) -> HerdStream:
+        # open_tcp_stream for its happy-eyeballs connect; then the lean stream.
+        return LeanStream.take(await trio.open_tcp_stream(host, port))
+
+
+#: The streams every server uses unless told otherwise.
+LEAN_STREAMS: StreamFactory = LeanStreams()

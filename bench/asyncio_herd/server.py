@@ -19,9 +19,9 @@ from collections.abc import Callable, Mapping, Sequence
 
 from bench.asyncio_herd.peers import PeerLink
 from bench.asyncio_herd.stream import LISTEN_BACKLOG, RECEIVE_SIZE, send_all
-from trioherd.core.framing import DEFAULT_MAX_LINE, LineBuffer, LineTooLong
-from trioherd.core.messages import invalid
-from trioherd.core.places import PlacesQuery, PlacesSource, whatsat_reply
+from trioherd.core.connection import Connection, Exchange
+from trioherd.core.framing import DEFAULT_MAX_LINE
+from trioherd.core.places import PlacesQuery, PlacesSource
 from trioherd.core.state import ServerState
 from trioherd.logs import show, summary
 
@@ -129,8 +129,7 @@ class HerdServer:
         conn: str,
         task: asyncio.Task[None],
     ) -> None:
-        buffer = LineBuffer(self.max_line)
-        peer: str | None = None
+        connection = Connection(self.state, self.max_line)
         while not self._stop.is_set():
             self._idle_reads.add(task)
             try:
@@ -143,57 +142,46 @@ class HerdServer:
                 break
             finally:
                 self._idle_reads.discard(task)
-            received_ns = time.time_ns()
-            lines, too_long = buffer.receive(data)
-            peer = await self._answer(writer, conn, lines, received_ns, peer, too_long)
-            if not data or too_long:
+            connection.receive(data, time.time_ns())
+            while (exchange := connection.next_exchange()) is not None:
+                await self._answer(writer, conn, exchange)
+            if connection.finished:
                 break
-        if peer is not None:
-            self.log.info("%s: link from %s closed", conn, peer)
+        if connection.peer is not None:
+            self.log.info("%s: link from %s closed", conn, connection.peer)
         else:
             self.log.info("%s: closed", conn)
 
-    async def _answer(
-        self,
-        writer: asyncio.StreamWriter,
-        conn: str,
-        lines: list[bytes],
-        received_ns: int,
-        peer: str | None,
-        too_long: LineTooLong | None,
-    ) -> str | None:
-        """Answer one read's lines with one write; return who the connection is."""
+    async def _answer(self, writer: asyncio.StreamWriter, conn: str, exchange: Exchange) -> None:
+        """Carry out one exchange: floods first, then Places, then one write."""
         logging_lines = self.log.isEnabledFor(logging.INFO)
         if logging_lines:
-            for line in lines:
+            for line in exchange.received:
                 self.log.info("%s < %s", conn, show(line))
-        answers = self.state.handle_lines(lines, received_ns, peer)
-        replies = answers.replies
-        if answers.joined is not None:
-            self.log.info("%s: link from %s accepted", conn, answers.joined)
+        for peer in exchange.flooded:
+            # On the wire before the reply, when the link can take it now.
+            self.links[peer].push()
+        if exchange.joined is not None:
+            self.log.info("%s: link from %s accepted", conn, exchange.joined)
             # The neighbour is up: if our link to it is waiting, go now.
-            self.links[answers.joined].retry_now()
-        if too_long is not None:
-            replies.append(invalid(too_long.prefix))
-            self.log.warning("%s: line over %d bytes, closing", conn, self.max_line)
-        if answers.queries:
-            # As trio: all of a read's WHATSATs at once, replies in order.
+            self.links[exchange.joined].retry_now()
+        if exchange.too_long is not None:
+            self.log.warning("%s: line over %d bytes, closing", conn, exchange.too_long)
+        if exchange.queries:
+            # As trio: all of the exchange's WHATSATs at once.
             async with asyncio.TaskGroup() as group:
-                for slot, query in answers.queries:
-                    group.create_task(self._fill_places_reply(replies, slot, query))
-        if replies:
+                for slot, query in exchange.queries:
+                    group.create_task(self._ask_places(exchange, slot, query))
+        if exchange.replies:
             if logging_lines:
-                for reply in replies:
+                for reply in exchange.replies:
                     self.log.info("%s > %s", conn, summary(reply))
-            await send_all(writer, b"".join(replies))
-        return answers.peer
+            await send_all(writer, exchange.output())
 
-    async def _fill_places_reply(self, replies: list[bytes], slot: int, query: PlacesQuery) -> None:
-        response = await self.places.nearby(query)
-        status = response.get("status")
-        if status not in ("OK", "ZERO_RESULTS"):
-            self.log.warning("places: %s: %s", status, response.get("error_message", ""))
-        replies[slot] = whatsat_reply(query.at_line, response, query.bound)
+    async def _ask_places(self, exchange: Exchange, slot: int, query: PlacesQuery) -> None:
+        problem = exchange.answer(slot, await self.places.nearby(query))
+        if problem is not None:
+            self.log.warning("places: %s", problem)
 
 
 def _address(writer: asyncio.StreamWriter) -> str:

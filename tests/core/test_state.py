@@ -18,7 +18,7 @@ def smith() -> ServerState:
 
 
 def owed(state: ServerState) -> dict[str, bytes]:
-    return {peer: box.take(state.table) for peer, box in state.outboxes.items()}
+    return {peer: state.take(peer) for peer in state.peers}
 
 
 def test_iamat_is_answered_stored_and_flooded_to_every_neighbour() -> None:
@@ -114,21 +114,18 @@ def test_resync_owes_the_whole_table() -> None:
         state.handle(b"IAMAT c%d +1+1 5" % i, NOW)
     owed(state)
     state.resync("Campbell")
-    batch = state.outboxes["Campbell"].take(state.table)
+    batch = state.take("Campbell")
     assert batch.splitlines() == [state.table.line(b"c%d" % i) for i in range(3)]
 
 
-def test_outbox_sends_each_client_once_with_its_latest_record_and_wakes_once() -> None:
+def test_outbox_sends_each_client_once_with_its_latest_record() -> None:
     table = LocationTable()
     box = Outbox()
-    wakes: list[int] = []
-    box.wake = lambda: wakes.append(1)
     for t in (1, 2, 3):
         at = parse_at(b"AT Hill +0.000000000 kiwi +1+1 %d" % t)
         assert at is not None
         table.offer(at, from_client=False)
         box.add([at.client_id])
-    assert wakes == [1]
     assert box.take(table) == b"AT Hill +0.000000000 kiwi +1+1 3\n"
     assert len(box) == 0
 
@@ -203,16 +200,13 @@ def test_error_response_is_google_shaped() -> None:
     }
 
 
-def test_handle_lines_collects_replies_queries_and_who_is_talking() -> None:
+def test_flooded_reports_each_neighbour_owed_new_records_once() -> None:
     state = smith()
-    answers = state.handle_lines(
-        [b"IAMAT a +1+1 5", b"WHATSAT a 10 2", b"nonsense", b"PEER Hill 1",
-         b"AT Hill +0.000000000 b +2+2 6", b"IAMAT c +1+1 5"],
-        NOW,
-    )  # fmt: skip
-    assert answers.peer == answers.joined == "Hill"
-    assert answers.replies[0].startswith(b"AT Smith ")
-    assert answers.replies[1] == b""  # the slot for the WHATSAT's Places reply
-    assert answers.queries == [(1, state.handle(b"WHATSAT a 10 2", NOW))]
-    assert answers.replies[2:] == [b"? nonsense\n", b"? IAMAT c +1+1 5\n"]
-    assert state.table.line(b"b") == b"AT Hill +0.000000000 b +2+2 6"
+    state.handle(b"IAMAT a +1+1 5", NOW)
+    state.handle(b"IAMAT b +1+1 5", NOW)
+    assert state.flooded() == ["Hill", "Singleton", "Campbell"]
+    assert state.flooded() == []
+    state.handle(b"AT Hill +0.000000000 c +2+2 6", NOW, peer="Hill")
+    assert state.flooded() == ["Singleton", "Campbell"]
+    assert state.owes("Hill")
+    assert state.owes("Campbell")

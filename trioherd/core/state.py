@@ -1,26 +1,23 @@
-"""One herd server's state and rules, with no I/O: the part both event loops share.
+"""One herd server's state and rules, with no I/O: the part every event loop shares.
 
-The I/O layer (trio in ``trioherd``, asyncio in ``bench.asyncio_herd``) owns
-sockets and tasks; it hands every received line to :meth:`ServerState.handle`
-and carries out what comes back:
+:class:`ServerState` holds the location table and, per neighbour, the
+records owed to it. Lines come in through a
+:class:`~trioherd.core.connection.Connection` (one per accepted connection),
+which calls :meth:`ServerState.handle`; the outbound links
+(:class:`~trioherd.core.link.LinkProtocol`) pull what they owe with
+:meth:`ServerState.take`.
 
-* ``bytes``: write this reply on the connection;
-* :class:`PlacesQuery`: ask the Places source, then write
-  :func:`trioherd.core.places.whatsat_reply`;
-* :class:`PeerJoined`: the connection is now a peer's inbound link; a good
-  moment to retry our own link to that peer;
-* ``None``: nothing to write.
-
-Flooding happens inside :meth:`ServerState.handle`, before the reply exists:
-an accepted update lands in every relevant :class:`Outbox` at once, so the
-first hop of a flood is handed to the peer links before the client is
-answered (protocol.md).
+Flooding happens inside :meth:`ServerState.handle`, before any reply
+exists: an accepted update is owed to every relevant neighbour at once, and
+the neighbours that got new work are reported by :meth:`ServerState.flooded`,
+so an I/O layer can hand the first hop to its links before it answers the
+client (docs/protocol.md).
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from trioherd.core.messages import (
@@ -52,51 +49,25 @@ class PeerJoined:
 Outcome = bytes | PlacesQuery | PeerJoined | None
 
 
-@dataclass(slots=True)
-class Answers:
-    """What a connection owes for one read's lines, in the order they came.
-
-    ``replies`` holds an empty placeholder at each slot listed in
-    ``queries``; the I/O layer asks Places and fills it in, then writes all
-    of ``replies`` at once.
-    """
-
-    replies: list[bytes]
-    queries: list[tuple[int, PlacesQuery]]
-    #: Who the connection is after these lines: a peer's name, or ``None``.
-    peer: str | None
-    #: Set if the connection identified itself as this peer in these lines.
-    joined: str | None = None
-
-
-def _nothing() -> None:
-    pass
-
-
 class Outbox:
     """The records owed to one neighbour, as an ordered set of client IDs.
 
     Holding IDs rather than lines means a client that moves ten times while
     a link is slow is sent once, with its latest record, and the outbox can
-    never grow past the table. The I/O layer sets :attr:`wake` to rouse the
-    link's sender when the outbox stops being empty.
+    never grow past the table.
     """
 
-    __slots__ = ("_pending", "wake")
+    __slots__ = ("_pending",)
 
     def __init__(self) -> None:
         self._pending: dict[bytes, None] = {}
-        self.wake: Callable[[], None] = _nothing
 
     def __len__(self) -> int:
         return len(self._pending)
 
     def add(self, client_ids: Iterable[bytes]) -> None:
         """Owe the neighbour these clients' records."""
-        was_empty = not self._pending
         self._pending.update(dict.fromkeys(client_ids))
-        if was_empty and self._pending:
-            self.wake()
 
     def take(self, table: LocationTable, limit: int = BATCH_RECORDS) -> bytes:
         """Up to ``limit`` owed records as AT lines, each ending in ``\\n``."""
@@ -112,7 +83,7 @@ class Outbox:
 
 
 class ServerState:
-    """A herd server: its location table, its rules and its outboxes.
+    """A herd server: its location table, its rules and what it owes its neighbours.
 
     Args:
         name: the server's name, as it appears in AT lines.
@@ -123,8 +94,15 @@ class ServerState:
         self.name = name
         self._name = name.encode()
         self.table = LocationTable()
-        self.outboxes: dict[str, Outbox] = {peer: Outbox() for peer in peers}
-        self._peer_names = {peer.encode(): peer for peer in self.outboxes}
+        self._outboxes: dict[str, Outbox] = {peer: Outbox() for peer in peers}
+        self._peer_names = {peer.encode(): peer for peer in self._outboxes}
+        # Neighbours owed new records since flooded() last asked, in order.
+        self._flooded: dict[str, None] = {}
+
+    @property
+    def peers(self) -> list[str]:
+        """The neighbours' names."""
+        return list(self._outboxes)
 
     def handle(self, line: bytes, received_ns: int, peer: str | None = None) -> Outcome:
         """Act on one line received from a connection.
@@ -170,25 +148,23 @@ class ServerState:
                 return PeerJoined(self._peer_names[hello.name])
         return invalid(line)
 
-    def handle_lines(
-        self, lines: Iterable[bytes], received_ns: int, peer: str | None = None
-    ) -> Answers:
-        """:meth:`handle` each line of one read, collecting what to write back."""
-        answers = Answers([], [], peer)
-        for line in lines:
-            outcome = self.handle(line, received_ns, answers.peer)
-            if isinstance(outcome, bytes):
-                answers.replies.append(outcome)
-            elif isinstance(outcome, PlacesQuery):
-                answers.queries.append((len(answers.replies), outcome))
-                answers.replies.append(b"")
-            elif isinstance(outcome, PeerJoined):
-                answers.peer = answers.joined = outcome.peer
-        return answers
+    def flooded(self) -> list[str]:
+        """The neighbours owed new records since the last call, and forget them."""
+        peers = list(self._flooded)
+        self._flooded.clear()
+        return peers
+
+    def owes(self, peer: str) -> bool:
+        """Whether records are waiting to be sent to ``peer``."""
+        return bool(self._outboxes[peer])
+
+    def take(self, peer: str, limit: int = BATCH_RECORDS) -> bytes:
+        """Up to ``limit`` records owed to ``peer``, as AT lines each ending in ``\\n``."""
+        return self._outboxes[peer].take(self.table, limit)
 
     def resync(self, peer: str) -> None:
         """Owe ``peer`` the whole table: its link has just (re)connected."""
-        self.outboxes[peer].add(self.table.clients())
+        self._outboxes[peer].add(self.table.clients())
 
     def _peer_line(self, line: bytes, peer: str) -> bytes | None:
         at = parse_at(line)
@@ -200,6 +176,7 @@ class ServerState:
 
     def _flood(self, at: At, source: str | None) -> None:
         # Forward to every neighbour but the one the update came from.
-        for peer, outbox in self.outboxes.items():
+        for peer, outbox in self._outboxes.items():
             if peer != source:
                 outbox.add((at.client_id,))
+                self._flooded[peer] = None

@@ -1,0 +1,67 @@
+"""The outbound link's decisions without sockets: handshake, backoff, replies, wording."""
+
+import pytest
+
+from trioherd.core.link import BACKOFF_CAP, BACKOFF_FIRST, LinkClosed, LinkProtocol, LinkRejected
+from trioherd.core.state import ServerState
+
+NOW = 1621464828_000000000
+
+
+def link(uniform: float = 1.0) -> tuple[ServerState, LinkProtocol]:
+    state = ServerState("Smith", ["Hill", "Campbell"])
+    return state, LinkProtocol(state, "Hill", uniform=lambda a, b: uniform)
+
+
+def test_connecting_sends_the_handshake_and_owes_the_whole_table() -> None:
+    state, protocol = link()
+    state.handle(b"IAMAT a +1+1 5", NOW)
+    state.take("Hill")
+    assert not protocol.owes()
+    assert protocol.connected() == b"PEER Smith 1\n"
+    assert protocol.up
+    assert protocol.take().startswith(b"AT Smith ")
+
+
+def test_backoff_doubles_to_a_cap_with_jitter_and_resets_when_up() -> None:
+    _, protocol = link()
+    delays = []
+    for _ in range(10):
+        protocol.cannot_connect(ConnectionRefusedError(111, "Connection refused"))
+        delays.append(protocol.backoff())
+    assert delays[0] == BACKOFF_FIRST
+    assert delays[1] == 2 * BACKOFF_FIRST
+    assert delays[-1] == BACKOFF_CAP
+    _, half = link(uniform=0.5)
+    half.cannot_connect(OSError())
+    assert half.backoff() == BACKOFF_FIRST / 2
+
+
+def test_only_the_first_failure_of_an_outage_is_said_aloud() -> None:
+    _, protocol = link()
+    refused = ConnectionRefusedError(111, "Connection refused")
+    assert protocol.cannot_connect(refused) == (
+        "link to Hill: cannot connect: Connection refused",
+        True,
+    )
+    assert protocol.cannot_connect(refused)[1] is False
+    protocol.connected()
+    assert protocol.cannot_connect(refused)[1] is True
+
+
+def test_replies_refusals_and_eof() -> None:
+    _, protocol = link()
+    protocol.connected()
+    assert protocol.receive(b"? AT bad\n? A") == ["link to Hill < ? AT bad"]
+    assert protocol.receive(b"T worse\n") == ["link to Hill < ? AT worse"]
+    with pytest.raises(LinkRejected):
+        protocol.receive(b"? PEER Smith 1\n")
+    with pytest.raises(LinkClosed) as closed:
+        protocol.receive(b"")
+    assert protocol.dropped(closed.value) == ("link to Hill: closed by Hill", False)
+    assert protocol.dropped(LinkRejected("? PEER Smith 1"))[1] is True
+    assert protocol.dropped(ConnectionResetError(104, "Connection reset by peer")) == (
+        "link to Hill: dropped: Connection reset by peer",
+        False,
+    )
+    assert not protocol.up
