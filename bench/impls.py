@@ -52,6 +52,8 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
         Implementation("trio", "trioherd"),
         Implementation("asyncio", "bench.asyncio_herd"),
         Implementation("uvloop", "bench.asyncio_herd", ("--uvloop",), requires=("uvloop",)),
+        # asyncio at its fastest: clients on asyncio.Protocol callbacks.
+        Implementation("asyncio-protocol", "bench.asyncio_herd.protocol"),
         # trioherd on trio.SocketStream rather than its LeanStream: what the
         # lean stream gains, on demand.
         Implementation("trio-socketstream", "bench.trio_socketstream", default=False),

@@ -11,6 +11,7 @@ from functools import partial
 
 from bench.asyncio_herd.herd import RunningHerd, run_herd
 from bench.asyncio_herd.places import OfflinePlaces, open_places
+from bench.asyncio_herd.server import HerdServer
 from trioherd.core.config import BindError
 from trioherd.logs import HerdLogs, LogSetupError
 from trioherd.options import Options, parse_options, sole_exception
@@ -52,7 +53,9 @@ def _announce(logs: HerdLogs, running: RunningHerd) -> None:
         )
 
 
-async def serve(options: Options, logs: HerdLogs) -> None:
+async def serve(
+    options: Options, logs: HerdLogs, server_class: type[HerdServer] = HerdServer
+) -> None:
     """Run the servers ``options`` names until SIGINT or SIGTERM."""
     async with contextlib.AsyncExitStack() as stack:
         url = None
@@ -70,6 +73,7 @@ async def serve(options: Options, logs: HerdLogs) -> None:
                 places,
                 logs,
                 max_line=options.max_line,
+                server_class=server_class,
                 started=partial(_announce, logs),
             )
         finally:
@@ -78,21 +82,30 @@ async def serve(options: Options, logs: HerdLogs) -> None:
                 warm_up.cancel()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit status."""
-    options = parse_options(argv, PROG, implementation="asyncio")
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    server_class: type[HerdServer] = HerdServer,
+    prog: str = PROG,
+) -> int:
+    """Entry point; returns the exit status.
+
+    ``server_class`` and ``prog`` let ``bench.asyncio_herd.protocol`` run its
+    server with the same command line.
+    """
+    options = parse_options(argv, prog, implementation="asyncio")
     try:
         with HerdLogs(options.log_dir, options.names, level=options.log_level) as logs:
             if options.uvloop:
                 import uvloop
 
-                uvloop.run(serve(options, logs))
+                uvloop.run(serve(options, logs, server_class))
             else:
-                asyncio.run(serve(options, logs))
+                asyncio.run(serve(options, logs, server_class))
     except BaseException as exc:
         leaf = sole_exception(exc)
         if isinstance(leaf, (LogSetupError, BindError)):
-            print(f"{PROG}: error: {leaf}", file=sys.stderr)
+            print(f"{prog}: error: {leaf}", file=sys.stderr)
             return 1
         if isinstance(leaf, KeyboardInterrupt):
             return 130

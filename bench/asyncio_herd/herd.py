@@ -58,12 +58,14 @@ async def run_herd(
     *,
     max_line: int = DEFAULT_MAX_LINE,
     handle_signals: bool = True,
+    server_class: type[HerdServer] = HerdServer,
     started: Callable[[RunningHerd], None] = lambda running: None,
 ) -> None:
     """Run the servers ``names`` of ``herd`` until a signal or cancellation.
 
     The arguments are those of ``trioherd.herd.run_herd``; ``started`` is
-    called with a :class:`RunningHerd` once every server is listening.
+    called with a :class:`RunningHerd` once every server is listening, and
+    ``server_class`` is the server to run (the bench measures two).
 
     Raises:
         BindError: a server's address cannot be listened on.
@@ -81,7 +83,7 @@ async def run_herd(
                 sock.close()
         raise
     servers = {
-        name: HerdServer(
+        name: server_class(
             name,
             {peer: addresses[peer] for peer in herd[name].peers},
             places,

@@ -23,7 +23,7 @@ from trioherd.core.connection import Connection, Exchange
 from trioherd.core.framing import DEFAULT_MAX_LINE
 from trioherd.core.places import PlacesQuery, PlacesSource
 from trioherd.core.state import ServerState
-from trioherd.logs import show, summary
+from trioherd.serving import begin_exchange, finish_exchange, places_problem
 
 SHUTDOWN_GRACE = 1.0
 
@@ -67,15 +67,16 @@ class HerdServer:
         """Begin a graceful shutdown; :meth:`run` returns when it is done."""
         self._stop.set()
 
+    @property
+    def stopping(self) -> bool:
+        """Whether a shutdown has begun."""
+        return self._stop.is_set()
+
     async def run(
         self, sockets: Sequence[socket.socket], started: Callable[[], None] = lambda: None
     ) -> None:
         """Serve on ``sockets`` (already bound) until :meth:`stop` or cancellation."""
-        listeners = [
-            # start_server listens again, with a backlog of 100 unless told.
-            await asyncio.start_server(self._serve_connection, sock=sock, backlog=LISTEN_BACKLOG)
-            for sock in sockets
-        ]
+        listeners = [await self._listen(sock) for sock in sockets]
         try:
             async with asyncio.TaskGroup() as front:
                 links = [front.create_task(link.run()) for link in self.links.values()]
@@ -86,17 +87,25 @@ class HerdServer:
                     listener.close()
                 for task in links:
                     task.cancel()
-            for task in self._idle_reads:
-                task.cancel()
-            if self._connections:
-                await asyncio.wait(self._connections, timeout=SHUTDOWN_GRACE)
+            await self._close_connections(SHUTDOWN_GRACE)
         finally:
             for listener in listeners:
                 listener.close()
-            await self._cancel_connections()
+            await self._abort_connections()
         self.log.info("stopped")
 
-    async def _cancel_connections(self) -> None:
+    async def _listen(self, sock: socket.socket) -> asyncio.Server:
+        # start_server listens again, with a backlog of 100 unless told.
+        return await asyncio.start_server(self._serve_connection, sock=sock, backlog=LISTEN_BACKLOG)
+
+    async def _close_connections(self, grace: float) -> None:
+        """Close idle connections now; give busy ones ``grace`` seconds."""
+        for task in self._idle_reads:
+            task.cancel()
+        if self._connections:
+            await asyncio.wait(self._connections, timeout=grace)
+
+    async def _abort_connections(self) -> None:
         tasks = list(self._connections)
         for task in tasks:
             task.cancel()
@@ -154,34 +163,20 @@ class HerdServer:
 
     async def _answer(self, writer: asyncio.StreamWriter, conn: str, exchange: Exchange) -> None:
         """Carry out one exchange: floods first, then Places, then one write."""
-        logging_lines = self.log.isEnabledFor(logging.INFO)
-        if logging_lines:
-            for line in exchange.received:
-                self.log.info("%s < %s", conn, show(line))
-        for peer in exchange.flooded:
-            # On the wire before the reply, when the link can take it now.
-            self.links[peer].push()
-        if exchange.joined is not None:
-            self.log.info("%s: link from %s accepted", conn, exchange.joined)
-            # The neighbour is up: if our link to it is waiting, go now.
-            self.links[exchange.joined].retry_now()
-        if exchange.too_long is not None:
-            self.log.warning("%s: line over %d bytes, closing", conn, exchange.too_long)
+        begin_exchange(self.log, self.links, conn, exchange)
         if exchange.queries:
-            # As trio: all of the exchange's WHATSATs at once.
-            async with asyncio.TaskGroup() as group:
-                for slot, query in exchange.queries:
-                    group.create_task(self._ask_places(exchange, slot, query))
+            await self._ask_places(exchange)
         if exchange.replies:
-            if logging_lines:
-                for reply in exchange.replies:
-                    self.log.info("%s > %s", conn, summary(reply))
-            await send_all(writer, exchange.output())
+            await send_all(writer, finish_exchange(self.log, conn, exchange))
 
-    async def _ask_places(self, exchange: Exchange, slot: int, query: PlacesQuery) -> None:
-        problem = exchange.answer(slot, await self.places.nearby(query))
-        if problem is not None:
-            self.log.warning("places: %s", problem)
+    async def _ask_places(self, exchange: Exchange) -> None:
+        """Ask Places for all of the exchange's WHATSATs at once, as trio does."""
+        async with asyncio.TaskGroup() as group:
+            for slot, query in exchange.queries:
+                group.create_task(self._ask_one(exchange, slot, query))
+
+    async def _ask_one(self, exchange: Exchange, slot: int, query: PlacesQuery) -> None:
+        places_problem(self.log, exchange.answer(slot, await self.places.nearby(query)))
 
 
 def _address(writer: asyncio.StreamWriter) -> str:

@@ -24,7 +24,7 @@ from trioherd.core.config import CS131_HERD
 from support import WAIT, free_ports
 
 #: ``python -m MODULE`` for each implementation under test.
-IMPLEMENTATIONS = ["trioherd", "bench.asyncio_herd"]
+IMPLEMENTATIONS = ["trioherd", "bench.asyncio_herd", "bench.asyncio_herd.protocol"]
 
 
 def herd_toml(ports: Sequence[int]) -> str:

@@ -339,7 +339,11 @@ def test_bad_places_options_are_one_line_errors(implementation: str, tmp_path: P
 
 async def test_a_mixed_herd_converges(processes: HerdProcesses) -> None:
     """Trio and asyncio servers in one herd: the wire protocol is the same."""
-    other = {"trioherd": "bench.asyncio_herd", "bench.asyncio_herd": "trioherd"}
+    other = {
+        "trioherd": "bench.asyncio_herd",
+        "bench.asyncio_herd": "trioherd",
+        "bench.asyncio_herd.protocol": "trioherd",
+    }
     for i, name in enumerate(CS131_HERD.names):
         # Alternate, so every link joins a trio server with an asyncio one
         # somewhere along each route.

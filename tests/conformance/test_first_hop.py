@@ -19,7 +19,11 @@ from processes import HerdProcesses
 from support import WAIT, eventually, holds
 
 ROUNDS = 200
-OTHER = {"trioherd": "bench.asyncio_herd", "bench.asyncio_herd": "trioherd"}
+OTHER = {
+    "trioherd": "bench.asyncio_herd",
+    "bench.asyncio_herd": "trioherd",
+    "bench.asyncio_herd.protocol": "trioherd",
+}
 
 
 async def _first_line(stream: trio.abc.Stream) -> bytes:

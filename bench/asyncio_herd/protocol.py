@@ -1,0 +1,173 @@
+"""The asyncio herd on ``asyncio.Protocol``: asyncio at its fastest.
+
+``asyncio.start_server`` gives each connection a task, a ``StreamReader``
+and a ``StreamWriter``. The fastest asyncio servers skip all three: the
+event loop calls a :class:`asyncio.Protocol`'s ``data_received`` with each
+read, and the protocol writes with ``transport.write``, which sends at once
+when it can. :class:`ProtocolHerdServer` serves clients that way, on the
+same core :class:`~trioherd.core.connection.Connection` as every other
+layer; peer links and everything else stay as in :mod:`.server`.
+
+Only a WHATSAT has to wait (for Places), so only an exchange with queries
+becomes a task; reading is paused until it is written, which keeps replies
+in order and the connection's backpressure. A full transport buffer pauses
+reading too (``pause_writing``), as ``drain`` would.
+
+Run it as ``python -m bench.asyncio_herd.protocol NAME``, with the options
+of ``python -m bench.asyncio_herd`` (the bench's ``asyncio-protocol``
+implementation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+import time
+
+from bench.asyncio_herd.cli import main
+from bench.asyncio_herd.server import HerdServer
+from bench.asyncio_herd.stream import LISTEN_BACKLOG
+from trioherd.core.connection import Connection, Exchange
+from trioherd.serving import begin_exchange, finish_exchange
+
+
+class ProtocolHerdServer(HerdServer):
+    """A herd server whose client connections are :class:`HerdProtocol` objects."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._protocols: set[HerdProtocol] = set()
+
+    async def _listen(self, sock: socket.socket) -> asyncio.Server:
+        loop = asyncio.get_running_loop()
+        return await loop.create_server(
+            lambda: HerdProtocol(self), sock=sock, backlog=LISTEN_BACKLOG
+        )
+
+    async def _close_connections(self, grace: float) -> None:
+        busy = []
+        for protocol in list(self._protocols):
+            if protocol.answering is None:
+                protocol.close()
+            else:
+                busy.append(protocol.answering)
+        if busy:
+            await asyncio.wait(busy, timeout=grace)
+
+    async def _abort_connections(self) -> None:
+        for protocol in list(self._protocols):
+            protocol.abort()
+
+
+class HerdProtocol(asyncio.Protocol):
+    """One client connection, driven by the event loop's callbacks."""
+
+    def __init__(self, server: ProtocolHerdServer) -> None:
+        self._server = server
+        self._connection = Connection(server.state, server.max_line)
+        self._transport: asyncio.Transport | None = None
+        self._conn = ""
+        self._writing_paused = False
+        #: The task answering an exchange with WHATSATs, while there is one.
+        self.answering: asyncio.Task[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        server = self._server
+        host, port, *_ = transport.get_extra_info("peername") or ("?", 0)
+        self._conn = f"conn {next(server._connection_ids)} {host}:{port}"
+        server._protocols.add(self)
+        server.log.info("%s: accepted", self._conn)
+
+    def data_received(self, data: bytes) -> None:
+        self._connection.receive(data, time.time_ns())
+        self._pump()
+
+    def eof_received(self) -> bool:
+        self._connection.receive(b"", time.time_ns())
+        self._pump()
+        # Keep the transport open to write the last replies; _pump closes it.
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        server = self._server
+        server._protocols.discard(self)
+        if self.answering is not None:
+            self.answering.cancel()
+        peer = self._connection.peer
+        if exc is not None:
+            server.log.info("%s: dropped: %s", self._conn, exc)
+        elif peer is not None:
+            server.log.info("%s: link from %s closed", self._conn, peer)
+        else:
+            server.log.info("%s: closed", self._conn)
+
+    def pause_writing(self) -> None:
+        # The client is not reading: stop reading it until it catches up.
+        self._writing_paused = True
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        if self._transport is not None and self.answering is None:
+            self._transport.resume_reading()
+            self._pump()
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+    def _pump(self) -> None:
+        """Answer what has been read, up to the first exchange that must wait."""
+        transport = self._transport
+        if transport is None or transport.is_closing() or self.answering is not None:
+            return
+        server = self._server
+        while not self._writing_paused:
+            exchange = self._connection.next_exchange()
+            if exchange is None:
+                break
+            begin_exchange(server.log, server.links, self._conn, exchange)
+            if exchange.queries:
+                transport.pause_reading()
+                self.answering = asyncio.get_running_loop().create_task(self._answer(exchange))
+                return
+            if exchange.replies:
+                transport.write(finish_exchange(server.log, self._conn, exchange))
+        if self._connection.finished:
+            transport.close()
+
+    async def _answer(self, exchange: Exchange) -> None:
+        transport = self._transport
+        assert transport is not None
+        try:
+            await self._server._ask_places(exchange)
+        except Exception:
+            # A bug must cost one connection, never the server.
+            self._server.log.exception("%s: internal error, connection closed", self._conn)
+            transport.abort()
+            return
+        finally:
+            self.answering = None
+        if transport.is_closing():
+            return
+        if self._server.stopping:
+            # Shutdown came while we asked Places: answer, read no more.
+            transport.write(finish_exchange(self._server.log, self._conn, exchange))
+            transport.close()
+            return
+        transport.write(finish_exchange(self._server.log, self._conn, exchange))
+        if not self._writing_paused:
+            transport.resume_reading()
+        self._pump()
+
+
+if __name__ == "__main__":
+    sys.exit(main(server_class=ProtocolHerdServer, prog="python -m bench.asyncio_herd.protocol"))

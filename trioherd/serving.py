@@ -1,0 +1,58 @@
+"""What every I/O layer does around an exchange, the same on every event loop.
+
+Not protocol, so not in the core: these log, and call the layer's links.
+But nothing here waits or knows an event loop, so the trio server and the
+asyncio contrast (and any other layer) call the same two functions, before
+and after the part that is theirs (asking Places, writing).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Protocol
+
+from trioherd.core.connection import Exchange
+from trioherd.logs import show, summary
+
+
+class Link(Protocol):
+    """What an exchange needs of a layer's outbound link."""
+
+    def push(self) -> None:
+        """Send what the link owes now if it can without waiting; else wake its sender."""
+
+    def retry_now(self) -> None:
+        """Cut the link's backoff short: the neighbour is evidently up."""
+
+
+def begin_exchange(
+    log: logging.Logger, links: Mapping[str, Link], conn: str, exchange: Exchange
+) -> None:
+    """Before any reply: log the lines, hand the floods' first hop to the links."""
+    if log.isEnabledFor(logging.INFO):
+        for line in exchange.received:
+            log.info("%s < %s", conn, show(line))
+    for peer in exchange.flooded:
+        # On the wire before the reply, when the link can take it now.
+        links[peer].push()
+    if exchange.joined is not None:
+        log.info("%s: link from %s accepted", conn, exchange.joined)
+        # The neighbour is up: if our link to it is waiting, go now.
+        links[exchange.joined].retry_now()
+    if exchange.too_long is not None:
+        log.warning("%s: line over %d bytes, closing", conn, exchange.too_long)
+
+
+def finish_exchange(log: logging.Logger, conn: str, exchange: Exchange) -> bytes:
+    """The exchange's replies, logged, as the one buffer to write."""
+    if log.isEnabledFor(logging.INFO):
+        for reply in exchange.replies:
+            log.info("%s > %s", conn, summary(reply))
+    return exchange.output()
+
+
+def places_problem(log: logging.Logger, problem: str | None) -> None:
+    """Log what went wrong with the Places source for one WHATSAT, if anything."""
+    if problem is not None:
+        log.warning("places: %s", problem)
