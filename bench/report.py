@@ -42,14 +42,20 @@ _RATE = [
     Metric("p99_ms", "p99 ms", LOWER),
 ]
 
+_CPU = [
+    Metric("hill_cpu_us", "Hill CPU µs/req", LOWER),
+    Metric("herd_cpu_us", "herd CPU µs/req", LOWER),
+]
+
 METRICS: dict[str, list[Metric]] = {
     "ceiling": [Metric("throughput", "req/s", HIGHER), *_RATE[1:]],
-    "iamat": _RATE,
+    "iamat": [*_RATE, *_CPU],
     "churn": [Metric("throughput", "conn/s", HIGHER), *_RATE[1:]],
     "whatsat": [
         *_RATE,
         Metric("percent_of_ideal", "% of ideal", HIGHER),
         Metric("errors", "errors", LOWER),
+        *_CPU,
     ],
     "flood": [
         metric

@@ -323,6 +323,7 @@ class Runner:
             text = f"FAILED: {record['error']}"
         else:
             record.update(figures=outcome.figures, cpu=outcome.cpu, **outcome.extra)
+            _cpu_per_request(record)
             text = outcome.summary
         elapsed = time.monotonic() - started
         record["elapsed_s"] = elapsed
@@ -374,6 +375,24 @@ async def _quiet(pids: dict[str, int]) -> float | None:
         if sum(meter.percent().values()) < QUIET_CPU:
             return time.monotonic() - started
     return None
+
+
+def _cpu_per_request(record: dict[str, Any]) -> None:
+    """Add Hill's and the whole herd's CPU per request (µs) to a rate step's figures.
+
+    Whole-herd throughput mixes five servers' costs on two shared cores;
+    Hill, which takes every request, is the fairer figure for one event
+    loop's layer: with each server on its own core, it decides throughput.
+    """
+    figures, cpu = record.get("figures"), record.get("cpu") or {}
+    if record["kind"] not in ("iamat", "whatsat") or not isinstance(figures, dict):
+        return
+    rate = figures.get("throughput")
+    if not rate or "Hill" not in cpu:
+        return
+    per = 1e4 / rate  # % of a core over requests a second, in µs
+    figures["hill_cpu_us"] = cpu["Hill"] * per
+    figures["herd_cpu_us"] = sum(v for k, v in cpu.items() if k in FLOOD_ORDER) * per
 
 
 def _describe(exc: BaseException) -> str:

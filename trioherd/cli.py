@@ -8,11 +8,10 @@ from functools import partial
 
 import trio
 
-from trioherd.core.config import BindError
 from trioherd.herd import RunningHerd, run_herd
-from trioherd.logs import HerdLogs, LogSetupError
+from trioherd.logs import HerdLogs
 from trioherd.offline.nearby import NEARBY_PATH
-from trioherd.options import Options, parse_options, sole_exception
+from trioherd.options import Options, exit_status, parse_options
 from trioherd.places import OfflinePlaces, open_places
 from trioherd.places_server import PlacesServer
 from trioherd.stream import LEAN_STREAMS, StreamFactory
@@ -67,12 +66,5 @@ def main(argv: Sequence[str] | None = None, *, streams: StreamFactory = LEAN_STR
         with HerdLogs(options.log_dir, options.names, level=options.log_level) as logs:
             trio.run(serve, options, logs, streams)
     except BaseException as exc:
-        leaf = sole_exception(exc)
-        if isinstance(leaf, (LogSetupError, BindError)):
-            print(f"{PROG}: error: {leaf}", file=sys.stderr)
-            return 1
-        if isinstance(leaf, KeyboardInterrupt):
-            # Ctrl-C before the signal handler was installed.
-            return 130
-        raise
+        return exit_status(exc, PROG)
     return 0

@@ -15,18 +15,18 @@ port a listener really got.
 from __future__ import annotations
 
 import signal
-import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import trio
 
-from trioherd.core.config import BindError, HerdConfig
+from trioherd.core.config import HerdConfig
 from trioherd.core.framing import DEFAULT_MAX_LINE
 from trioherd.core.places import PlacesSource
 from trioherd.logs import HerdLogs
 from trioherd.server import HerdServer
-from trioherd.stream import LEAN_STREAMS, StreamFactory, listen
+from trioherd.serving import bind_herd
+from trioherd.stream import LEAN_STREAMS, StreamFactory
 
 
 @dataclass(frozen=True)
@@ -40,18 +40,6 @@ class RunningHerd:
         """Begin a graceful stop of every server."""
         for server in self.servers.values():
             server.stop()
-
-
-def bind(host: str, port: int) -> list[socket.socket]:
-    """A listening socket for ``host:port``.
-
-    Raises:
-        BindError: the address is in use, not ours, or does not resolve.
-    """
-    try:
-        return [listen(host, port)]
-    except OSError as exc:
-        raise BindError.from_os_error(host, port, exc) from None
 
 
 async def run_herd(
@@ -80,18 +68,7 @@ async def run_herd(
     Raises:
         BindError: a server's address cannot be listened on.
     """
-    listeners: dict[str, list[socket.socket]] = {}
-    addresses = {s.name: (s.host, s.port) for s in herd.servers}
-    try:
-        for name in names:
-            host, port = addresses[name]
-            listeners[name] = bind(host, port)
-            addresses[name] = (host, listeners[name][0].getsockname()[1])
-    except BaseException:
-        for bound in listeners.values():
-            for listener in bound:
-                listener.close()
-        raise
+    listeners, addresses = bind_herd(herd, names)
     servers = {
         name: HerdServer(
             name,

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
-from trioherd.core.config import CS131_HERD, ConfigError, HerdConfig, load_herd
+from trioherd.core.config import CS131_HERD, BindError, ConfigError, HerdConfig, load_herd
 from trioherd.core.framing import DEFAULT_MAX_LINE
+from trioherd.logs import LogSetupError
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -253,3 +254,19 @@ def sole_exception(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
     return exc
+
+
+def exit_status(exc: BaseException, prog: str) -> int:
+    """The exit status for what ended a server, said in one line if it is the user's.
+
+    A log directory or an address that cannot be used is the user's to fix:
+    one line on standard error, status 1. Ctrl-C before the signal handler
+    was installed: 130, as a shell would. Anything else is a bug, re-raised.
+    """
+    leaf = sole_exception(exc)
+    if isinstance(leaf, (LogSetupError, BindError)):
+        print(f"{prog}: error: {leaf}", file=sys.stderr)
+        return 1
+    if isinstance(leaf, KeyboardInterrupt):
+        return 130
+    raise exc

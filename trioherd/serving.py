@@ -9,11 +9,55 @@ and after the part that is theirs (asking Places, writing).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import socket
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from trioherd.core.config import BindError, HerdConfig
 from trioherd.core.connection import Exchange
 from trioherd.logs import show, summary
+
+#: The listen backlog, as large as the kernel allows (trio's default too), so
+#: every herd takes a burst of connections alike.
+LISTEN_BACKLOG = socket.SOMAXCONN
+
+Addresses = dict[str, tuple[str, int]]
+
+
+def bind_herd(
+    herd: HerdConfig, names: Sequence[str]
+) -> tuple[dict[str, list[socket.socket]], Addresses]:
+    """Listen for every server of ``names`` before any of them starts.
+
+    Servers configured with port 0 (the OS picks) can still be linked to
+    each other that way: a link uses the port a listener really got.
+
+    Returns:
+        Each server's listening sockets (non-blocking), and the address of
+        every server of the herd with the real ports of those bound here.
+
+    Raises:
+        BindError: a server's address cannot be listened on (nothing is
+            left bound).
+    """
+    listeners: dict[str, list[socket.socket]] = {}
+    addresses = {s.name: (s.host, s.port) for s in herd.servers}
+    try:
+        for name in names:
+            host, port = addresses[name]
+            try:
+                listener = socket.create_server((host, port), backlog=LISTEN_BACKLOG)
+            except OSError as exc:
+                raise BindError.from_os_error(host, port, exc) from None
+            listener.setblocking(False)
+            listeners[name] = [listener]
+            addresses[name] = (host, listener.getsockname()[1])
+    except BaseException:
+        for bound in listeners.values():
+            for listener in bound:
+                listener.close()
+        raise
+    return listeners, addresses
 
 
 class Link(Protocol):

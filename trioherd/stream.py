@@ -19,9 +19,10 @@ that matter to us:
 * a closed or reset connection raises :class:`trio.BrokenResourceError`, as
   a ``SocketStream`` does, so callers handle both alike.
 
-The listening side is as lean: :func:`listen` makes a plain listening
-socket and :func:`accept_batch` takes every connection waiting on it, so a
-burst of connections costs one wake-up, not one per connection
+The listening side is as lean: a plain listening socket
+(:func:`trioherd.serving.bind_herd`), and :func:`accept_batch` takes every
+connection waiting on it, so a burst of connections costs one wake-up, not
+one per connection
 (``trio.serve_listeners`` makes a ``SocketStream`` per connection and closes
 it with a cancelled scope, which we would only throw away).
 
@@ -41,8 +42,6 @@ import trio
 
 #: The most bytes one ``receive_some`` asks for by default.
 RECEIVE_SIZE = 65536
-#: The listen backlog, as large as the kernel allows (trio's default too).
-LISTEN_BACKLOG = socket.SOMAXCONN
 #: accept() errors that mean "out of descriptors or memory": wait, then retry.
 OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 #: accept() errors about the one connection being accepted, which is gone
@@ -63,17 +62,6 @@ CONNECTION_GONE = frozenset(
 )
 #: How long to wait before accepting again when out of resources.
 OUT_OF_RESOURCES_PAUSE = 0.1
-
-
-def listen(host: str, port: int) -> socket.socket:
-    """A non-blocking TCP socket listening on ``host:port``.
-
-    Raises:
-        OSError: the address is in use, not ours, or does not resolve.
-    """
-    listener = socket.create_server((host, port), backlog=LISTEN_BACKLOG)
-    listener.setblocking(False)
-    return listener
 
 
 def _ignore(exc: OSError) -> None:

@@ -12,9 +12,8 @@ from functools import partial
 from bench.asyncio_herd.herd import RunningHerd, run_herd
 from bench.asyncio_herd.places import OfflinePlaces, open_places
 from bench.asyncio_herd.server import HerdServer
-from trioherd.core.config import BindError
-from trioherd.logs import HerdLogs, LogSetupError
-from trioherd.options import Options, parse_options, sole_exception
+from trioherd.logs import HerdLogs
+from trioherd.options import Options, exit_status, parse_options
 
 PROG = "python -m bench.asyncio_herd"
 
@@ -103,11 +102,5 @@ def main(
             else:
                 asyncio.run(serve(options, logs, server_class))
     except BaseException as exc:
-        leaf = sole_exception(exc)
-        if isinstance(leaf, (LogSetupError, BindError)):
-            print(f"{prog}: error: {leaf}", file=sys.stderr)
-            return 1
-        if isinstance(leaf, KeyboardInterrupt):
-            return 130
-        raise
+        return exit_status(exc, prog)
     return 0

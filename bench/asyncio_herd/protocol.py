@@ -27,9 +27,8 @@ import time
 
 from bench.asyncio_herd.cli import main
 from bench.asyncio_herd.server import HerdServer
-from bench.asyncio_herd.stream import LISTEN_BACKLOG
 from trioherd.core.connection import Connection, Exchange
-from trioherd.serving import begin_exchange, finish_exchange
+from trioherd.serving import LISTEN_BACKLOG, begin_exchange, finish_exchange
 
 
 class ProtocolHerdServer(HerdServer):

@@ -18,12 +18,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 
 from bench.asyncio_herd.peers import PeerLink
-from bench.asyncio_herd.stream import LISTEN_BACKLOG, RECEIVE_SIZE, send_all
+from bench.asyncio_herd.stream import RECEIVE_SIZE, send_all
 from trioherd.core.connection import Connection, Exchange
 from trioherd.core.framing import DEFAULT_MAX_LINE
 from trioherd.core.places import PlacesQuery, PlacesSource
 from trioherd.core.state import ServerState
-from trioherd.serving import begin_exchange, finish_exchange, places_problem
+from trioherd.serving import LISTEN_BACKLOG, begin_exchange, finish_exchange, places_problem
 
 SHUTDOWN_GRACE = 1.0
 

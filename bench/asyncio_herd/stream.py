@@ -12,13 +12,9 @@ asyncio's drops the bytes and lets ``drain`` raise
 from __future__ import annotations
 
 import asyncio
-import socket
 
 #: The most bytes one read asks for.
 RECEIVE_SIZE = 65536
-#: The listen backlog, as large as the kernel allows: trio's default, so
-#: both herds take a burst of connections alike.
-LISTEN_BACKLOG = socket.SOMAXCONN
 
 
 async def send_all(writer: asyncio.StreamWriter, data: bytes) -> None:
