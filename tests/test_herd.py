@@ -65,7 +65,7 @@ async def test_iamat_at_hill_is_answered_and_reaches_campbell(herd: RunningHerd)
 async def test_a_neighbour_asked_right_after_the_reply_already_knows(
     herd: RunningHerd,
 ) -> None:
-    # protocol.md: the first hop of a flood is handed to the peer links before
+    # docs/protocol.md: the first hop of a flood is handed to the peer links before
     # the client's reply is written, so a client that asks a neighbour at once
     # is not racing the flood.
     hill = herd.servers["Hill"]

@@ -1,4 +1,4 @@
-"""Conformance: protocol.md over TCP against servers run as ``python -m IMPL``.
+"""Conformance: docs/protocol.md over TCP against servers run as ``python -m IMPL``.
 
 These tests know nothing of the implementation but its module name (see
 ``conftest.py``), so the asyncio contrast runs them unchanged.

@@ -1,4 +1,4 @@
-"""Parsing and formatting messages: every rule of protocol.md, exact to the nanosecond."""
+"""Parsing and formatting messages: every rule of docs/protocol.md, exact to the nanosecond."""
 
 import pytest
 from hypothesis import given

@@ -1,6 +1,6 @@
 """The herd's shape: server names, addresses and links.
 
-The built-in herd is the CS 131 one (protocol.md). A TOML file replaces it
+The built-in herd is the CS 131 one (docs/protocol.md). A TOML file replaces it
 whole::
 
     [servers.Hill]
@@ -108,7 +108,7 @@ def build_herd(spec: Mapping[str, tuple[str, int, list[str]]]) -> HerdConfig:
     )
 
 
-#: The CS 131 herd: names, ports and links of protocol.md.
+#: The CS 131 herd: names, ports and links of docs/protocol.md.
 CS131_HERD = build_herd(
     {
         "Hill": (DEFAULT_HOST, 8000, ["Jaquez", "Smith"]),

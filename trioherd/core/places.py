@@ -2,7 +2,7 @@
 
 Every Places source (the embedded offline one, Google over HTTP) produces a
 dict in the layout of a Google Places Nearby Search response; this module
-turns it into the bytes of a WHATSAT reply exactly as protocol.md lays them
+turns it into the bytes of a WHATSAT reply exactly as docs/protocol.md lays them
 out, and makes the Google-shaped answer for a source that failed.
 """
 

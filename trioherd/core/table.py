@@ -8,7 +8,7 @@ order floods arrive in, the herd converges on one record per client:
    byte wins (the lines differ in the receiving server's name or time
    difference, so two different records never tie).
 
-A client's IAMAT is stricter, as protocol.md asks: it must be strictly newer
+A client's IAMAT is stricter, as docs/protocol.md asks: it must be strictly newer
 in client time to change anything; an equal time changes nothing.
 """
 
