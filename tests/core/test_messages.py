@@ -200,7 +200,8 @@ def test_hello_round_trip_and_options() -> None:
     assert line == b"PEER Hill 1 auth=s3cret\n"
     hello = parse_hello(line.split())
     assert hello is not None
-    assert (hello.name, hello.version, hello.options) == (b"Hill", 1, {b"auth": b"s3cret"})
+    # Options no version defines are accepted and ignored.
+    assert (hello.name, hello.version) == (b"Hill", 1)
     assert parse_hello(b"PEER Hill".split()) is None
     assert parse_hello(b"PEER Hill one".split()) is None
     assert parse_hello(b"PEER Hill 1 novalue".split()) is None

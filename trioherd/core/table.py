@@ -34,9 +34,6 @@ class LocationTable:
     def __len__(self) -> int:
         return len(self._records)
 
-    def __contains__(self, client_id: object) -> bool:
-        return client_id in self._records
-
     def clients(self) -> Iterator[bytes]:
         """Client IDs, in the order they first appeared."""
         return iter(self._records)
