@@ -25,7 +25,7 @@ from typing import cast
 
 from bench.loadgen import new_event_loop
 from trioherd.core.places import google_json
-from trioherd.offline import index as geonames
+from trioherd.offline.cache import load_index
 from trioherd.offline.nearby import nearby_search
 from trioherd.places_server import parse_latency
 
@@ -35,7 +35,7 @@ QUERY = {"location": "34.06893,-118.445127", "radius": "10000"}
 
 def canned_response() -> bytes:
     """The whole HTTP response our Places server gives for :data:`QUERY`."""
-    body = google_json(nearby_search(geonames.load_index(), QUERY)).encode()
+    body = google_json(nearby_search(load_index(), QUERY)).encode()
     head = (
         b"HTTP/1.1 200 OK\r\n"
         b"Content-Type: application/json; charset=UTF-8\r\n"

@@ -10,7 +10,7 @@ import pytest
 
 from trioherd.core.config import CS131_HERD
 from trioherd.herd import RunningHerd
-from trioherd.offline import index as geonames
+from trioherd.offline.cache import load_index
 from trioherd.places import OfflinePlaces
 
 from support import cs131_herd_on, herd_running
@@ -24,7 +24,7 @@ def places_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     os.environ["TRIOHERD_CACHE_DIR"] = str(path)
     # Build the cache once now, so server subprocesses started together read
     # it rather than each building it from the JSON.
-    geonames.load_index(path)
+    load_index(path)
     yield path
     if old is None:
         del os.environ["TRIOHERD_CACHE_DIR"]

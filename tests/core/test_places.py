@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trioherd.core.places import google_json
-from trioherd.offline import index as geonames
+from trioherd.offline.cache import load_index
 from trioherd.offline.nearby import nearby_search
 
 
@@ -46,9 +46,7 @@ def test_same_text_as_json_dumps(document: Any) -> None:
 
 
 def test_same_text_for_a_real_places_response() -> None:
-    response = nearby_search(
-        geonames.load_index(), {"location": "34.06893,-118.445127", "radius": "50000"}
-    )
+    response = nearby_search(load_index(), {"location": "34.06893,-118.445127", "radius": "50000"})
     assert google_json(response) == stdlib(response)
 
 

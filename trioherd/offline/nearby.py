@@ -26,9 +26,11 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from trioherd.core.places import error_response
+from trioherd.offline.google import nearby_response
+from trioherd.offline.index import PlaceIndex
 
 #: The path of the Nearby Search endpoint.
 NEARBY_PATH = "/maps/api/place/nearbysearch/json"
@@ -38,14 +40,6 @@ MAX_RADIUS_M = 50_000.0
 PAGE_SIZE = 20
 
 _NUMBER = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)\s*")
-
-
-class PlaceSearch(Protocol):
-    """What :func:`nearby_search` needs of a places index."""
-
-    def nearby_search(
-        self, lat: float, lng: float, radius_m: float, limit: int
-    ) -> Mapping[str, object]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +124,7 @@ def decode_page_token(token: str) -> NearbyRequest | None:
 
 
 def nearby_search(
-    index: PlaceSearch, params: Mapping[str, str], keys: KeyPolicy = KeyPolicy()
+    index: PlaceIndex, params: Mapping[str, str], keys: KeyPolicy = KeyPolicy()
 ) -> dict[str, Any]:
     """Answer a Nearby Search request as Google would.
 
@@ -148,8 +142,8 @@ def nearby_search(
     if not isinstance(request, NearbyRequest):
         return request
     # One more than the page, to know whether there is a next page.
-    found = index.nearby_search(
-        request.lat, request.lng, request.radius_m, request.offset + PAGE_SIZE + 1
+    found = nearby_response(
+        index, request.lat, request.lng, request.radius_m, request.offset + PAGE_SIZE + 1
     )
     results = found.get("results")
     assert isinstance(results, list)
