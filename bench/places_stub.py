@@ -24,10 +24,10 @@ from collections.abc import Sequence
 from typing import cast
 
 from bench.loadgen import new_event_loop
+from bench.places_faults import parse_latency
 from trioherd.core.places import google_json
 from trioherd.offline.cache import load_index
 from trioherd.offline.nearby import nearby_search
-from trioherd.places_server import parse_latency
 
 #: The one query the benchmark's WHATSATs make (see bench.loadgen).
 QUERY = {"location": "34.06893,-118.445127", "radius": "10000"}

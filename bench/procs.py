@@ -299,7 +299,7 @@ async def start_places_server(
         "places stub" if stub else "places server",
         [
             "-m",
-            "bench.places_stub" if stub else "trioherd.places_server",
+            "bench.places_stub" if stub else "bench.places_faults",
             "--port",
             str(port),
             "--latency",

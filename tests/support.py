@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 import trio
 
+from bench.places_faults import Faults, FaultyPlacesServer
 from trioherd.client import exchange
 from trioherd.core.config import CS131_HERD, HerdConfig, build_herd
 from trioherd.core.framing import DEFAULT_MAX_LINE
 from trioherd.herd import RunningHerd, run_herd
 from trioherd.logs import HerdLogs
-from trioherd.offline.nearby import NEARBY_PATH
+from trioherd.offline.nearby import NEARBY_PATH, KeyPolicy
 from trioherd.places import OfflinePlaces
-from trioherd.places_server import Behaviour, PlacesServer
 
 #: The longest any test waits for something that should take milliseconds.
 WAIT = 10.0
@@ -98,10 +98,11 @@ async def holds(address: tuple[str, int], client: bytes, at_line: bytes) -> bool
 
 @asynccontextmanager
 async def places_server(
-    behaviour: Behaviour | None = None,
-) -> AsyncIterator[tuple[PlacesServer, str]]:
-    """Our Places server on an OS-chosen port, and its Nearby Search URL."""
-    server = PlacesServer(behaviour or Behaviour(), random.Random(7))
+    faults: Faults | None = None, keys: KeyPolicy | None = None
+) -> AsyncIterator[tuple[FaultyPlacesServer, str]]:
+    """Our Places server, wrapped to count and misbehave, on an OS-chosen
+    port; and its Nearby Search URL."""
+    server = FaultyPlacesServer(faults, keys, random.Random(7))
     async with trio.open_nursery() as nursery:
         port = await nursery.start(server.serve, 0)
         yield server, f"http://127.0.0.1:{port}{NEARBY_PATH}"

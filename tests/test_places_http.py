@@ -15,13 +15,13 @@ import httpx
 import pytest
 import trio
 
+from bench.places_faults import Faults, parse_latency
 from trioherd.core.config import build_herd
 from trioherd.core.places import PlacesSource
 from trioherd.herd import RunningHerd
 from trioherd.offline.nearby import NEARBY_PATH, KeyPolicy
 from trioherd.options import PlacesOptions
 from trioherd.places import HttpPlaces, open_places
-from trioherd.places_server import Behaviour, parse_latency
 
 from support import WAIT, free_ports, herd_running, places_server, talk
 
@@ -83,8 +83,8 @@ async def test_whatsat_end_to_end_over_http(tmp_path: Path) -> None:
 
 
 async def test_google_statuses_pass_through_and_the_key_stays_secret(tmp_path: Path) -> None:
-    behaviour = Behaviour(keys=KeyPolicy(required=True, expected=KEY))
-    async with places_server(behaviour) as (_, url):
+    keys = KeyPolicy(required=True, expected=KEY)
+    async with places_server(keys=keys) as (_, url):
         async with solo_over_http(tmp_path / "good", url, key=KEY) as (running, places):
             assert KEY not in places.description
             reply, response = await whatsat(running)
@@ -101,20 +101,20 @@ async def test_google_statuses_pass_through_and_the_key_stays_secret(tmp_path: P
 
 
 @pytest.mark.parametrize(
-    ("behaviour", "message"),
+    ("faults", "message"),
     [
-        (Behaviour(error_rate=1.0, error_kind="status"), "Places answered HTTP 500"),
-        (Behaviour(error_rate=1.0, error_kind="not-json"), "a body that is not JSON"),
-        (Behaviour(error_rate=1.0, error_kind="close"), "Places request failed: "),
-        (Behaviour(hang=True), "timed out after 0.3 s"),
+        (Faults(error_rate=1.0, error_kind="status"), "Places answered HTTP 500"),
+        (Faults(error_rate=1.0, error_kind="not-json"), "a body that is not JSON"),
+        (Faults(error_rate=1.0, error_kind="close"), "Places request failed: "),
+        (Faults(hang=True), "timed out after 0.3 s"),
     ],
     ids=["http-500", "not-json", "dropped", "never-answers"],
 )
 async def test_failures_give_a_well_formed_unknown_error_reply(
-    tmp_path: Path, behaviour: Behaviour, message: str
+    tmp_path: Path, faults: Faults, message: str
 ) -> None:
     async with (
-        places_server(behaviour) as (_, url),
+        places_server(faults) as (_, url),
         solo_over_http(tmp_path, url, key=KEY, timeout=0.3) as (running, _),
     ):
         with trio.fail_after(WAIT):
@@ -141,7 +141,7 @@ async def test_connection_refused(tmp_path: Path) -> None:
 
 async def test_a_hung_places_request_holds_up_no_other_client(tmp_path: Path) -> None:
     async with (
-        places_server(Behaviour(hang=True)) as (_, url),
+        places_server(Faults(hang=True)) as (_, url),
         solo_over_http(tmp_path, url, timeout=1.5) as (running, _),
     ):
         solo = running.addresses["Solo"]
@@ -162,7 +162,7 @@ async def test_a_hung_places_request_holds_up_no_other_client(tmp_path: Path) ->
 async def test_many_concurrent_whatsats_share_a_bounded_pool(tmp_path: Path) -> None:
     clients, pool = 120, 16
     async with (
-        places_server(Behaviour(latency=(0.01, 0.03))) as (server, url),
+        places_server(Faults(latency=(0.01, 0.03))) as (server, url),
         solo_over_http(tmp_path, url, concurrency=pool) as (running, _),
     ):
         statuses = await concurrent_whatsats(running, clients)
@@ -177,9 +177,9 @@ async def test_the_pool_recovers_from_dropped_and_abandoned_requests(tmp_path: P
     # flight: every WHATSAT is still answered, and the pool's two
     # connections are neither lost nor doubled by the failures.
     pool = 2
-    behaviour = Behaviour(latency=(0.0, 0.4), error_rate=0.5, error_kind="close")
+    faults = Faults(latency=(0.0, 0.4), error_rate=0.5, error_kind="close")
     async with (
-        places_server(behaviour) as (server, url),
+        places_server(faults) as (server, url),
         solo_over_http(tmp_path, url, concurrency=pool, timeout=0.3) as (running, places),
     ):
         statuses = await concurrent_whatsats(running, 30)
@@ -211,8 +211,8 @@ async def test_pagination_over_http() -> None:
 
 async def test_kept_answers_are_per_query_and_per_key() -> None:
     paris = {"location": "48.8566,2.3522", "radius": "2000"}
-    behaviour = Behaviour(keys=KeyPolicy(expected=KEY))
-    async with places_server(behaviour) as (_, url), httpx.AsyncClient() as client:
+    keys = KeyPolicy(expected=KEY)
+    async with places_server(keys=keys) as (_, url), httpx.AsyncClient() as client:
 
         async def status(**params: str) -> str:
             return str((await client.get(url, params=params)).json()["status"])
@@ -272,13 +272,20 @@ def test_the_places_server_command() -> None:
 
 
 def test_the_places_server_command_line_errors() -> None:
-    for args in (["--latency", "slow"], ["--error-rate", "2"], ["--port", "-1"]):
+    runs = [
+        ("trioherd.places_server", ["--port", "-1"]),
+        ("trioherd.places_server", ["--latency", "100"]),  # a fault: not the product's
+        ("bench.places_faults", ["--latency", "slow"]),
+        ("bench.places_faults", ["--error-rate", "2"]),
+        ("bench.places_faults", ["--port", "65536"]),
+    ]
+    for module, args in runs:
         result = subprocess.run(
-            [sys.executable, "-m", "trioherd.places_server", *args],
+            [sys.executable, "-m", module, *args],
             capture_output=True,
             text=True,
             timeout=WAIT,
             check=False,
         )
-        assert result.returncode == 2
+        assert result.returncode == 2, (module, args)
         assert result.stderr.count("\n") == 1

@@ -17,7 +17,6 @@ import trio
 
 from trioherd.core.config import CS131_HERD
 from trioherd.offline.nearby import KeyPolicy
-from trioherd.places_server import Behaviour
 
 from processes import HerdProcesses, make_herd, run_cli
 from support import WAIT, eventually, holds, places_server, talk, whatsat_line
@@ -286,8 +285,8 @@ KEY = "AIzaSy-conformance-key-0123456789"
 async def test_whatsat_over_http_with_a_key_from_the_environment(
     processes: HerdProcesses,
 ) -> None:
-    behaviour = Behaviour(keys=KeyPolicy(required=True, expected=KEY))
-    async with places_server(behaviour) as (server, url):
+    keys = KeyPolicy(required=True, expected=KEY)
+    async with places_server(keys=keys) as (server, url):
         await processes.start("Hill", "--places-url", url, env={"GOOGLE_PLACES_API_KEY": KEY})
         hill = processes.address("Hill")
         at_line = (await talk(hill, b"IAMAT web %s %s\n" % (UCLA, now()))).rstrip(b"\n")
