@@ -16,81 +16,32 @@ time on one persistent connection and reports, median and p99:
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import trio
 
+from bench.procs import Herd, free_ports
 from trioherd.core.config import CS131_HERD
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
-
-
-def _config(ports: dict[str, int]) -> str:
-    lines = []
-    for server in CS131_HERD.servers:
-        peers = [*server.peers, *(["Probe"] if server.name == "Campbell" else [])]
-        quoted = ", ".join(f'"{p}"' for p in peers)
-        lines += [f"[servers.{server.name}]", f"port = {ports[server.name]}", f"peers = [{quoted}]"]
-    lines += ["[servers.Probe]", f"port = {ports['Probe']}"]
-    return "\n".join(lines) + "\n"
-
-
-async def _wait_for(port: int) -> None:
-    with trio.fail_after(20):
-        while True:
-            try:
-                stream = await trio.open_tcp_stream("127.0.0.1", port)
-            except OSError:
-                await trio.sleep(0.02)
-                continue
-            await stream.aclose()
-            return
-
-
-def start_herd(impl: str, workdir: Path) -> tuple[dict[str, int], list[subprocess.Popen[bytes]]]:
+def probed_herd(impl: str, workdir: Path) -> Herd:
     """The CS 131 herd plus a Probe neighbour of Campbell, one process per server."""
-    names = [*CS131_HERD.names, "Probe"]
-    ports = dict(zip(names, _free_ports(len(names)), strict=True))
-    config = workdir / "herd.toml"
-    config.write_text(_config(ports))
-    processes = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                impl,
-                name,
-                "--config",
-                str(config),
-                "--log-dir",
-                str(workdir / "logs"),
-                "--log-level",
-                "warning",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-        )
-        for name in CS131_HERD.names
-    ]
-    return ports, processes
+    (probe_port,) = free_ports(1)
+    return Herd(
+        ["-m", impl],
+        CS131_HERD.names,
+        workdir,
+        options=["--log-level", "warning"],
+        probe_port=probe_port,
+        probed=["Campbell"],
+    )
 
 
-async def measure(ports: dict[str, int], count: int) -> tuple[list[float], list[float]]:
-    """Round-trip and flood times, in seconds, for ``count`` IAMATs."""
+async def measure(herd: Herd, count: int) -> tuple[list[float], list[float]]:
+    """Start ``herd``; its round-trip and flood times, in seconds, for ``count`` IAMATs."""
     arrivals: dict[bytes, float] = {}
     arrived = trio.Event()
     wanted = b""
@@ -110,10 +61,10 @@ async def measure(ports: dict[str, int], count: int) -> tuple[list[float], list[
     rtts: list[float] = []
     floods: list[float] = []
     async with trio.open_nursery() as nursery:
-        await nursery.start(trio.serve_tcp, probe_link, ports["Probe"])
-        for name in CS131_HERD.names:
-            await _wait_for(ports[name])
-        stream = await trio.open_tcp_stream("127.0.0.1", ports["Hill"])
+        assert herd.probe_port is not None
+        await nursery.start(trio.serve_tcp, probe_link, herd.probe_port)
+        await herd.start_all()
+        stream = await trio.open_tcp_stream(*herd.address("Hill"))
         for i in range(count + 20):
             wanted = b"probe%d" % i
             arrived = trio.Event()
@@ -139,6 +90,15 @@ async def measure(ports: dict[str, int], count: int) -> tuple[list[float], list[
     return rtts, floods
 
 
+async def run(impl: str, workdir: Path, count: int) -> tuple[list[float], list[float]]:
+    """:func:`measure` the probed herd of ``impl``, stopping it whatever happens."""
+    herd = probed_herd(impl, workdir)
+    try:
+        return await measure(herd, count)
+    finally:
+        await herd.stop()
+
+
 def _ms(values: list[float]) -> str:
     ordered = sorted(values)
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
@@ -152,14 +112,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=500, help="IAMATs to time (default 500)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as workdir:
-        ports, processes = start_herd(args.impl, Path(workdir))
-        try:
-            rtts, floods = trio.run(measure, ports, args.count)
-        finally:
-            for process in processes:
-                process.terminate()
-            for process in processes:
-                process.wait(10)
+        rtts, floods = trio.run(run, args.impl, Path(workdir), args.count)
     print(f"{args.impl}: {args.count} IAMATs at Hill, each server its own process")
     print(f"  IAMAT round trip at Hill:   {_ms(rtts)}")
     print(f"  flood Hill -> Campbell (+1 link to the probe): {_ms(floods)}")

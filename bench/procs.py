@@ -1,7 +1,11 @@
-"""Processes the benchmark starts: herd servers, our Places server, the ceiling server.
+"""Herd servers and helpers as child processes: the one harness of the bench and the tests.
 
-Every server runs as a process of its own, as deployed, started with
-``asyncio.create_subprocess_exec`` from the benchmark's event loop. Their
+Every server runs as a process of its own, as deployed: ``python -m MODULE
+NAME --config ... --log-dir ...``. The benchmark drives them from asyncio,
+the black-box tests (``tests/conformance/``) from trio, so nothing here is
+tied to either loop: processes are plain :class:`subprocess.Popen` children,
+and the few waits (for a port to listen, for a process to exit) poll with
+:mod:`anyio`, which sleeps on whichever loop is running. Each child's
 standard error goes to a file in the work directory (a server that fails to
 start is reported with its last lines); standard output is discarded.
 
@@ -12,17 +16,18 @@ any of them runs, so the OS cannot pick them at bind time.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
+import resource
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
-from typing import IO
+
+import anyio
 
 from bench.impls import Implementation
 from trioherd.core.config import CS131_HERD
@@ -36,6 +41,9 @@ START_TIMEOUT = 30.0
 STOP_TIMEOUT = 5.0
 #: The name of the benchmark's probe in a herd configuration.
 PROBE = "Probe"
+# How often a wait looks again: a port or an exit cannot be waited on
+# across processes, only polled.
+_POLL_S = 0.01
 
 
 class StartError(Exception):
@@ -54,7 +62,12 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def herd_toml(ports: Mapping[str, int], probe_port: int | None = None) -> str:
+def herd_toml(
+    ports: Mapping[str, int],
+    probe_port: int | None = None,
+    *,
+    probed: Collection[str] | None = None,
+) -> str:
     """The CS 131 herd on ``ports``, as TOML.
 
     Args:
@@ -62,15 +75,17 @@ def herd_toml(ports: Mapping[str, int], probe_port: int | None = None) -> str:
             (a one-server herd for the memory workload); links to servers
             not in ``ports`` are left out.
         probe_port: if given, a server named :data:`PROBE` on that port,
-            listed as a neighbour of every server: each then opens a link to
-            the probe and sends it every record it stores.
+            listed as a neighbour of the servers in ``probed`` (by default
+            every server): each then opens a link to the probe and sends it
+            every record it stores.
+        probed: the servers that link to the probe.
     """
     lines = []
     for server in CS131_HERD.servers:
         if server.name not in ports:
             continue
         peers = [p for p in server.peers if p in ports]
-        if probe_port is not None:
+        if probe_port is not None and (probed is None or server.name in probed):
             peers.append(PROBE)
         quoted = ", ".join(f'"{p}"' for p in peers)
         lines += [f"[servers.{server.name}]", f"port = {ports[server.name]}"]
@@ -80,20 +95,15 @@ def herd_toml(ports: Mapping[str, int], probe_port: int | None = None) -> str:
     return "\n".join(lines)
 
 
-def _open_log(path: Path) -> IO[bytes]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.open("ab")
-
-
 def _tail(path: Path, lines: int = 5) -> str:
     with contextlib.suppress(OSError):
         return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
     return ""
 
 
-def child_environment() -> dict[str, str]:
+def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of every child: ours, with the project root importable."""
-    env = dict(os.environ)
+    env = {**os.environ, **(extra or {})}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return env
 
@@ -101,29 +111,39 @@ def child_environment() -> dict[str, str]:
 async def port_open(port: int, host: str = "127.0.0.1") -> bool:
     """Whether ``host:port`` accepts a connection now."""
     try:
-        _, writer = await asyncio.open_connection(host, port)
+        stream = await anyio.connect_tcp(host, port)
     except OSError:
         return False
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
+    await stream.aclose()
     return True
 
 
 class ChildProcess:
-    """One process the benchmark started: ``python ARGS``.
+    """One process started as ``python ARGS``.
 
     Args:
         label: a name for messages (``trio Hill``).
         args: the words after ``python``.
-        stderr_path: where its standard error goes.
+        stderr_path: where its standard error goes (appended to).
+        env: variables to set in its environment, on top of ours.
+        open_files: a cap on its file descriptors (``RLIMIT_NOFILE``).
     """
 
-    def __init__(self, label: str, args: Sequence[str], stderr_path: Path) -> None:
+    def __init__(
+        self,
+        label: str,
+        args: Sequence[str],
+        stderr_path: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+        open_files: int | None = None,
+    ) -> None:
         self.label = label
         self.args = list(args)
         self.stderr_path = stderr_path
-        self.process: asyncio.subprocess.Process | None = None
+        self.env = dict(env or {})
+        self.open_files = open_files
+        self.process: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
 
     @property
@@ -135,23 +155,27 @@ class ChildProcess:
     @property
     def running(self) -> bool:
         """Started and not yet exited."""
-        return self.process is not None and self.process.returncode is None
+        return self.process is not None and self.process.poll() is None
 
-    async def spawn(self, *, stdout_pipe: bool = False) -> None:
+    def spawn(self) -> None:
         """Start the process (without waiting for it to listen)."""
-        log = _open_log(self.stderr_path)
-        try:
+        self.stderr_path.parent.mkdir(parents=True, exist_ok=True)
+        open_files = self.open_files
+
+        def limit_open_files() -> None:
+            if open_files is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+
+        with self.stderr_path.open("ab") as stderr:
             self.started_at = time.monotonic()
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                *self.args,
+            self.process = subprocess.Popen(
+                [sys.executable, *self.args],
                 stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE if stdout_pipe else subprocess.DEVNULL,
-                stderr=log,
-                env=child_environment(),
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                env=child_environment(self.env),
+                preexec_fn=limit_open_files if open_files is not None else None,
             )
-        finally:
-            log.close()
 
     async def wait_listening(self, port: int) -> float:
         """Wait until ``port`` accepts connections; return seconds since the spawn.
@@ -162,67 +186,95 @@ class ChildProcess:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if not self.running:
-                raise StartError(f"{self.label} exited: {_tail(self.stderr_path)}")
+                raise StartError(f"{self.label} exited: {self.stderr_tail()}")
             if await port_open(port):
                 return time.monotonic() - self.started_at
-            await asyncio.sleep(0.01)
+            await anyio.sleep(_POLL_S)
         raise StartError(f"{self.label} did not listen on port {port} in {START_TIMEOUT:g} s")
+
+    def stderr_text(self) -> str:
+        """Everything the process wrote to standard error."""
+        with contextlib.suppress(OSError):
+            return self.stderr_path.read_text(errors="replace")
+        return ""
 
     def stderr_tail(self) -> str:
         """The last lines the process wrote to standard error."""
         return _tail(self.stderr_path)
 
-    def kill(self) -> None:
-        """SIGKILL: no goodbye to anyone."""
+    def signal(self, signum: int) -> None:
+        """Send ``signum``, if the process is still running."""
         if self.running:
             assert self.process is not None
-            self.process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(signum)
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye to anyone."""
+        self.signal(signal.SIGKILL)
+
+    async def exited(self) -> int:
+        """Wait for the process to exit (bound the wait where you call it); its exit status."""
+        assert self.process is not None
+        # Polling is the point: no event of ours hears another process exit.
+        while (status := self.process.poll()) is None:  # noqa: ASYNC110
+            await anyio.sleep(_POLL_S)
+        return status
 
     async def stop(self) -> None:
         """SIGTERM, then SIGKILL if it has not exited in :data:`STOP_TIMEOUT` seconds."""
         if self.process is None:
             return
-        if self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.process.wait(), STOP_TIMEOUT)
-            except TimeoutError:
-                self.kill()
-                await self.process.wait()
+        self.signal(signal.SIGTERM)
+        with anyio.move_on_after(STOP_TIMEOUT):
+            await self.exited()
+            return
+        self.kill()
+        with anyio.fail_after(STOP_TIMEOUT):
+            await self.exited()
 
 
 class Herd:
-    """Servers of one implementation, each its own process.
+    """Servers of one herd, each its own process (or all in one, with ``--all``).
+
+    The configuration (``herd.toml``) is written into ``workdir`` at once;
+    logs go to ``workdir/logs``, each server's standard error to
+    ``workdir/NAME.stderr``.
 
     Args:
-        impl: the implementation.
-        names: the servers to run (a subset of the CS 131 herd).
+        command: the words after ``python`` that run a server, before its
+            name: ``["-m", "trioherd"]``.
+        names: the servers (a subset of the CS 131 herd).
         workdir: where the configuration, logs and standard errors go.
-        log_level: the servers' ``--log-level``.
-        places_url: the servers' ``--places-url``.
-        probe_port: make every server a neighbour of a probe on this port.
+        options: command-line options given to every server.
+        label: a name for messages (the implementation's).
+        probe_port: make servers neighbours of a probe on this port.
+        probed: which servers (default: all) link to the probe.
     """
 
     def __init__(
         self,
-        impl: Implementation,
+        command: Sequence[str],
         names: Sequence[str],
         workdir: Path,
         *,
-        log_level: str,
-        places_url: str,
+        options: Sequence[str] = (),
+        label: str = "",
         probe_port: int | None = None,
+        probed: Collection[str] | None = None,
     ) -> None:
-        self.impl = impl
+        self.command = list(command)
         self.names = list(names)
         self.workdir = workdir
+        self.options = list(options)
+        self.label = label or " ".join(self.command)
         self.ports = dict(zip(self.names, free_ports(len(self.names)), strict=True))
         self.config = workdir / "herd.toml"
-        self.log_level = log_level
-        self.places_url = places_url
+        self.log_dir = workdir / "logs"
         self.probe_port = probe_port
         self.servers: dict[str, ChildProcess] = {}
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.config.write_text(herd_toml(self.ports, probe_port, probed=probed))
 
     def address(self, name: str) -> tuple[str, int]:
         """Where server ``name`` listens."""
@@ -232,52 +284,101 @@ class Herd:
         """Process IDs of the running servers, by name."""
         return {name: s.pid for name, s in self.servers.items() if s.running}
 
-    def _server(self, name: str) -> ChildProcess:
+    def spawn(
+        self,
+        name: str,
+        *options: str,
+        command: Sequence[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        open_files: int | None = None,
+    ) -> ChildProcess:
+        """Start server ``name`` (or ``--all``), not waiting for it to listen.
+
+        Args:
+            options: more options for this server.
+            command: run it with another implementation than the herd's.
+            env: variables to set in its environment.
+            open_files: a cap on its file descriptors.
+        """
         args = [
-            *self.impl.command(),
+            *(command or self.command),
             name,
             "--config",
             str(self.config),
             "--log-dir",
-            str(self.workdir / "logs"),
-            "--log-level",
-            self.log_level,
-            # Always over HTTP: with no URL a server would load the offline
-            # places index in the background, which costs CPU and memory
-            # that belong to no workload.
-            "--places-url",
-            self.places_url,
+            str(self.log_dir),
+            *self.options,
+            *options,
         ]
-        return ChildProcess(f"{self.impl.name} {name}", args, self.workdir / f"{name}.stderr")
+        label = f"{self.label} {name}"
+        stderr = self.workdir / f"{name.lstrip('-')}.stderr"
+        server = ChildProcess(label, args, stderr, env=env, open_files=open_files)
+        server.spawn()
+        self.servers[name] = server
+        return server
 
-    async def start(self) -> float:
-        """Start every server and wait until all listen; return the seconds it took."""
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.config.write_text(herd_toml(self.ports, self.probe_port))
+    async def start(
+        self,
+        name: str,
+        *options: str,
+        command: Sequence[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        open_files: int | None = None,
+    ) -> float:
+        """:meth:`spawn` server ``name`` and wait until it listens; return the seconds it took."""
+        server = self.spawn(name, *options, command=command, env=env, open_files=open_files)
+        return await server.wait_listening(self.ports[name])
+
+    async def start_all(self) -> float:
+        """Start every server, then wait until all listen; return the seconds it took."""
         started = time.monotonic()
         for name in self.names:
-            self.servers[name] = self._server(name)
-            await self.servers[name].spawn()
+            self.spawn(name)
         for name in self.names:
             await self.servers[name].wait_listening(self.ports[name])
         return time.monotonic() - started
 
+    async def start_together(self, *options: str) -> None:
+        """Start the whole herd in one process (``--all``) and wait for every port."""
+        process = self.spawn("--all", *options)
+        for name in self.names:
+            await process.wait_listening(self.ports[name])
+
     async def kill(self, name: str) -> None:
-        """Kill server ``name`` with SIGKILL and reap it."""
+        """Kill server ``name`` with SIGKILL (no goodbye to its peers) and reap it."""
         server = self.servers[name]
         server.kill()
-        if server.process is not None:
-            await server.process.wait()
-
-    async def restart(self, name: str) -> ChildProcess:
-        """Start server ``name`` again on its port (not waiting for it to listen)."""
-        self.servers[name] = self._server(name)
-        await self.servers[name].spawn()
-        return self.servers[name]
+        with anyio.fail_after(STOP_TIMEOUT):
+            await server.exited()
 
     async def stop(self) -> None:
-        """Stop every server (SIGTERM, then SIGKILL)."""
-        await asyncio.gather(*(server.stop() for server in self.servers.values()))
+        """Stop every server (SIGTERM, then SIGKILL), all at once."""
+        async with anyio.create_task_group() as group:
+            for server in self.servers.values():
+                group.start_soon(server.stop)
+
+
+def bench_herd(
+    impl: Implementation,
+    names: Sequence[str],
+    workdir: Path,
+    log_level: str,
+    places_url: str,
+    probe_port: int | None = None,
+) -> Herd:
+    """A herd of ``impl`` as the benchmark runs it (not started yet)."""
+    options = [
+        "--log-level",
+        log_level,
+        # Always over HTTP: with no URL a server would load the offline
+        # places index in the background, which costs CPU and memory that
+        # belong to no workload.
+        "--places-url",
+        places_url,
+    ]
+    return Herd(
+        impl.command(), names, workdir, options=options, label=impl.name, probe_port=probe_port
+    )
 
 
 def places_url(port: int) -> str:
@@ -309,7 +410,7 @@ async def start_places_server(
         ],
         workdir / "places.stderr",
     )
-    await places.spawn()
+    places.spawn()
     await places.wait_listening(port)
     return places, port
 
@@ -322,6 +423,6 @@ async def start_ceiling_server(workdir: Path) -> tuple[ChildProcess, int]:
         ["-m", "bench.loadgen", "ceiling", "--port", str(port)],
         workdir / "ceiling.stderr",
     )
-    await server.spawn()
+    server.spawn()
     await server.wait_listening(port)
     return server, port

@@ -40,6 +40,7 @@ from bench.procs import (
     PROBE,
     ChildProcess,
     Herd,
+    bench_herd,
     free_ports,
     places_url,
     start_ceiling_server,
@@ -266,13 +267,8 @@ class Runner:
                 started.probes.append(env.probe)
                 (probe_port,) = free_ports(1)
                 await env.probe.listen(probe_port)
-            env.herd = Herd(
-                self.impls[name],
-                FLOOD_ORDER,
-                env.workdir,
-                log_level=self.log_level,
-                places_url=url,
-                probe_port=probe_port,
+            env.herd = bench_herd(
+                self.impls[name], FLOOD_ORDER, env.workdir, self.log_level, url, probe_port
             )
             started.herds.append(env.herd)
             failure = await self._start_herd(name, env.herd, env.probe)
@@ -283,7 +279,7 @@ class Runner:
         """Start ``herd`` (and wait for its links to ``probe``); say why it failed, if it did."""
         what = "herd" if probe is None else f"herd with {PROBE}"
         try:
-            took = await herd.start()
+            took = await herd.start_all()
             if probe is not None:
                 async with asyncio.timeout(LINK_TIMEOUT):
                     await probe.wait_for_links(FLOOD_ORDER)

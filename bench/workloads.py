@@ -26,7 +26,7 @@ from bench import sysinfo
 from bench.impls import Implementation
 from bench.loadgen import DRAIN_S, Job, iamat_line
 from bench.probe import Probe
-from bench.procs import ChildProcess, Herd
+from bench.procs import ChildProcess, Herd, bench_herd
 from bench.settings import Settings
 from bench.stats import histogram, latency_summary, percentile
 from bench.workers import LoadWorkers, merge, split
@@ -444,7 +444,8 @@ async def recovery(env: Env, params: Mapping[str, Any]) -> Outcome:
         await herd.kill(VICTIM)
         await sleep_until(marks["kill"] + int(settings.recovery_down_s * 1e9))
         marks["restart"] = time.monotonic_ns()
-        restarted.append(await herd.restart(VICTIM))
+        # Again on its port, not waiting for it to listen.
+        restarted.append(herd.spawn(VICTIM))
         marks["listening"] = marks["restart"] + int(
             1e9 * await restarted[0].wait_listening(herd.ports[VICTIM])
         )
@@ -538,15 +539,9 @@ async def _settled_rss(pid: int) -> int:
 async def _one_server(env: Env, tag: str) -> Herd:
     """A fresh one-server herd (Hill, no neighbours), warmed up by one IAMAT."""
     assert env.impl is not None
-    herd = Herd(
-        env.impl,
-        ["Hill"],
-        env.workdir / tag,
-        log_level=env.log_level,
-        places_url=UNUSED_PLACES_URL,
-    )
+    herd = bench_herd(env.impl, ["Hill"], env.workdir / tag, env.log_level, UNUSED_PLACES_URL)
     try:
-        await herd.start()
+        await herd.start_all()
         # One exchange first, so that what the first connection allocates
         # once (code paths, buffers) is not charged to the workload.
         reader, writer = await asyncio.open_connection(*herd.address("Hill"))

@@ -1,9 +1,11 @@
-"""Helpers for tests: in-process herds on OS-chosen ports, clients, bounded waits."""
+"""Helpers for tests: in-process herds on OS-chosen ports, clients, bounded waits.
+
+Herds of subprocesses are :mod:`bench.procs`' (see ``conformance/processes.py``).
+"""
 
 from __future__ import annotations
 
 import random
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
@@ -13,6 +15,7 @@ import pytest
 import trio
 
 from bench.places_faults import Faults, FaultyPlacesServer
+from bench.procs import free_ports as free_ports
 from trioherd.client import exchange
 from trioherd.core.config import CS131_HERD, HerdConfig, build_herd
 from trioherd.core.framing import DEFAULT_MAX_LINE
@@ -33,18 +36,6 @@ def cs131_herd_on(ports: Sequence[int]) -> HerdConfig:
             for s, port in zip(CS131_HERD.servers, ports, strict=True)
         }
     )
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports that were free a moment ago, for servers that must restart on one."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 @asynccontextmanager

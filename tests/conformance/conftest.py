@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from bench.procs import Herd
 from trioherd.core.config import CS131_HERD
 
-from processes import IMPLEMENTATIONS, HerdProcesses, make_herd
+from processes import IMPLEMENTATIONS, make_herd
 
 
 @pytest.fixture(params=IMPLEMENTATIONS)
@@ -19,17 +20,17 @@ def implementation(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def processes(implementation: str, tmp_path: Path) -> Iterator[HerdProcesses]:
+async def processes(implementation: str, tmp_path: Path) -> AsyncIterator[Herd]:
     """A herd of subprocesses, none started yet; all stopped at the end."""
     herd = make_herd(implementation, tmp_path)
     try:
         yield herd
     finally:
-        herd.stop_all()
+        await herd.stop()
 
 
 @pytest.fixture
-async def herd(processes: HerdProcesses) -> HerdProcesses:
+async def herd(processes: Herd) -> Herd:
     """The five-server CS 131 herd, each server its own process."""
     for name in CS131_HERD.names:
         await processes.start(name)

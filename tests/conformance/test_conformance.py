@@ -15,10 +15,11 @@ from pathlib import Path
 
 import trio
 
+from bench.procs import Herd
 from trioherd.core.config import CS131_HERD
 from trioherd.offline.nearby import KeyPolicy
 
-from processes import HerdProcesses, make_herd, run_cli
+from processes import make_herd, run_cli
 from support import WAIT, eventually, holds, places_server, talk, whatsat_line
 
 UCLA = b"+34.068930-118.445127"
@@ -29,7 +30,7 @@ def now() -> bytes:
     return b"%d.%09d" % (seconds, nanos)
 
 
-async def test_iamat_reply_is_exact(herd: HerdProcesses) -> None:
+async def test_iamat_reply_is_exact(herd: Herd) -> None:
     before = time.time_ns()
     reply = await talk(
         herd.address("Hill"), b"IAMAT kiwi.cs.ucla.edu %s 1621464827.959498503\n" % UCLA
@@ -51,7 +52,7 @@ async def test_iamat_reply_is_exact(herd: HerdProcesses) -> None:
     assert before - client_ns <= skew_ns <= after - client_ns
 
 
-async def test_negative_skew_for_a_client_clock_ahead(herd: HerdProcesses) -> None:
+async def test_negative_skew_for_a_client_clock_ahead(herd: Herd) -> None:
     future = b"%d.5" % (time.time() + 3600)
     reply = await talk(herd.address("Jaquez"), b"IAMAT ahead +0+0 %s\n" % future)
     skew = reply.split()[2]
@@ -59,7 +60,7 @@ async def test_negative_skew_for_a_client_clock_ahead(herd: HerdProcesses) -> No
 
 
 async def test_flood_reaches_every_server_and_whatsat_names_the_first_server(
-    herd: HerdProcesses,
+    herd: Herd,
 ) -> None:
     reply = await talk(herd.address("Hill"), b"IAMAT flood %s %s\n" % (UCLA, now()))
     at_line = reply.rstrip(b"\n")
@@ -78,7 +79,7 @@ async def test_flood_reaches_every_server_and_whatsat_names_the_first_server(
 
 
 async def test_invalid_commands_are_echoed_and_the_connection_lives_on(
-    herd: HerdProcesses,
+    herd: Herd,
 ) -> None:
     bad = [
         b"",
@@ -101,7 +102,7 @@ async def test_invalid_commands_are_echoed_and_the_connection_lives_on(
     assert lines[1 + len(bad)].startswith(b"AT Smith ")
 
 
-async def test_pipelined_split_and_unterminated_messages(herd: HerdProcesses) -> None:
+async def test_pipelined_split_and_unterminated_messages(herd: Herd) -> None:
     payload = b"IAMAT p1 +1+1 1\r\nIAMAT p2 +2+2 2\nWHATSAT p1 5 1\nIAMAT p3 +3+3 3"
     async with await trio.open_tcp_stream(*herd.address("Singleton")) as stream:
         for i in range(0, len(payload), 7):
@@ -122,7 +123,7 @@ async def test_pipelined_split_and_unterminated_messages(herd: HerdProcesses) ->
     assert tail.endswith(b" p3 +3+3 3\n")
 
 
-async def test_stale_and_tied_iamats(herd: HerdProcesses) -> None:
+async def test_stale_and_tied_iamats(herd: Herd) -> None:
     first = (await talk(herd.address("Hill"), b"IAMAT st +1+1 500\n")).rstrip(b"\n")
     await eventually(partial(holds, herd.address("Campbell"), b"st", first), "Campbell")
     for line in (b"IAMAT st +2+2 499.9", b"IAMAT st +3+3 500.000"):
@@ -132,15 +133,15 @@ async def test_stale_and_tied_iamats(herd: HerdProcesses) -> None:
     assert await whatsat_line(herd.address("Campbell"), b"st") == first
 
 
-async def test_long_line_is_refused(herd: HerdProcesses) -> None:
+async def test_long_line_is_refused(herd: Herd) -> None:
     reply = await talk(herd.address("Hill"), b"y" * (64 * 1024 + 10) + b"\nIAMAT z +0+0 1\n")
     assert reply == b"? " + b"y" * 64 * 1024 + b"\n"
 
 
-async def test_killed_neighbour_catches_up_after_restart(processes: HerdProcesses) -> None:
+async def test_killed_neighbour_catches_up_after_restart(processes: Herd) -> None:
     for name in CS131_HERD.names:
         await processes.start(name)
-    processes.kill("Smith")
+    await processes.kill("Smith")
     hill = (await talk(processes.address("Hill"), b"IAMAT h +1+1 %s\n" % now())).rstrip(b"\n")
     far = (await talk(processes.address("Campbell"), b"IAMAT c +2+2 %s\n" % now())).rstrip(b"\n")
     await processes.start("Smith")
@@ -157,7 +158,7 @@ async def test_killed_neighbour_catches_up_after_restart(processes: HerdProcesse
 
 
 async def test_out_of_descriptors_the_server_waits_and_serves_again(
-    processes: HerdProcesses,
+    processes: Herd,
 ) -> None:
     # 64 descriptors: the interpreter, logs and links take some; a burst of
     # 100 connections runs the server out while accepting.
@@ -185,22 +186,22 @@ async def test_out_of_descriptors_the_server_waits_and_serves_again(
     # Said at most once a second, not once per failed accept.
     assert log.read_text().count("cannot accept") <= 10
     # And it still stops promptly.
-    process = processes.processes.pop("Hill")
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(WAIT) == 0
+    process = processes.servers.pop("Hill")
+    process.signal(signal.SIGTERM)
+    with trio.fail_after(WAIT):
+        assert await process.exited() == 0
 
 
-async def test_sigterm_stops_a_server_cleanly(processes: HerdProcesses) -> None:
+async def test_sigterm_stops_a_server_cleanly(processes: Herd) -> None:
     await processes.start("Hill")
-    process = processes.processes.pop("Hill")
+    process = processes.servers.pop("Hill")
     async with await trio.open_tcp_stream(*processes.address("Hill")):
-        process.send_signal(signal.SIGTERM)
+        process.signal(signal.SIGTERM)
         started = time.monotonic()
-        assert process.wait(WAIT) == 0
+        with trio.fail_after(WAIT):
+            assert await process.exited() == 0
     assert time.monotonic() - started < 3
-    assert process.stderr is not None
-    assert b"Traceback" not in process.stderr.read()
-    process.stderr.close()
+    assert "Traceback" not in process.stderr_text()
     assert "stopped" in (processes.log_dir / "Hill.log").read_text()
 
 
@@ -229,21 +230,21 @@ def test_no_server_named_is_a_one_line_error(implementation: str) -> None:
     assert result.stderr.count("\n") == 1
 
 
-def test_port_in_use_is_a_one_line_error(processes: HerdProcesses) -> None:
+def test_port_in_use_is_a_one_line_error(implementation: str, tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        config = processes.config.parent / "taken.toml"
+        config = tmp_path / "taken.toml"
         config.write_text(f"[servers.Hill]\nport = {port}\n")
         result = run_cli(
             "-m",
-            processes.implementation,
+            implementation,
             "Hill",
             "--config",
             str(config),
             "--log-dir",
-            str(processes.log_dir),
+            str(tmp_path / "logs"),
         )
     assert result.returncode == 1
     assert result.stderr.strip().endswith(
@@ -259,7 +260,7 @@ def test_help_describes_the_flags(implementation: str) -> None:
         assert flag in result.stdout
 
 
-async def test_all_servers_in_one_process(processes: HerdProcesses) -> None:
+async def test_all_servers_in_one_process(processes: Herd) -> None:
     await processes.start_together()
     reply = await talk(processes.address("Hill"), b"IAMAT one +1+1 %s\n" % now())
     await eventually(
@@ -283,7 +284,7 @@ KEY = "AIzaSy-conformance-key-0123456789"
 
 
 async def test_whatsat_over_http_with_a_key_from_the_environment(
-    processes: HerdProcesses,
+    processes: Herd,
 ) -> None:
     keys = KeyPolicy(required=True, expected=KEY)
     async with places_server(keys=keys) as (server, url):
@@ -296,13 +297,13 @@ async def test_whatsat_over_http_with_a_key_from_the_environment(
     assert first == at_line
     assert json.loads(body)["status"] == "OK"
     assert KEY.encode() not in reply
-    processes.stop_all()
+    await processes.stop()
     log = (processes.log_dir / "Hill.log").read_text()
     assert f"Nearby Search over HTTP at {url}" in log
     assert KEY not in log
 
 
-async def test_the_whole_path_over_http_in_one_command(processes: HerdProcesses) -> None:
+async def test_the_whole_path_over_http_in_one_command(processes: Herd) -> None:
     await processes.start_together("--places-server")
     at_line = await talk(processes.address("Hill"), b"IAMAT all %s %s\n" % (UCLA, now()))
     at_line = at_line.rstrip(b"\n")
@@ -310,7 +311,7 @@ async def test_the_whole_path_over_http_in_one_command(processes: HerdProcesses)
     await eventually(partial(holds, campbell, b"all", at_line), "Campbell")
     reply = await talk(campbell, b"WHATSAT all 10 2\n")
     assert json.loads(reply.partition(b"\n")[2])["status"] == "OK"
-    processes.stop_all()
+    await processes.stop()
     assert (
         "Nearby Search over HTTP at http://127.0.0.1:"
         in (processes.log_dir / "Campbell.log").read_text()
@@ -336,7 +337,7 @@ def test_bad_places_options_are_one_line_errors(implementation: str, tmp_path: P
         assert KEY not in result.stderr
 
 
-async def test_a_mixed_herd_converges(processes: HerdProcesses) -> None:
+async def test_a_mixed_herd_converges(implementation: str, processes: Herd) -> None:
     """Trio and asyncio servers in one herd: the wire protocol is the same."""
     other = {
         "trioherd": "bench.asyncio_herd",
@@ -346,8 +347,8 @@ async def test_a_mixed_herd_converges(processes: HerdProcesses) -> None:
     for i, name in enumerate(CS131_HERD.names):
         # Alternate, so every link joins a trio server with an asyncio one
         # somewhere along each route.
-        implementation = processes.implementation if i % 2 else other[processes.implementation]
-        await processes.start(name, implementation=implementation)
+        module = implementation if i % 2 else other[implementation]
+        await processes.start(name, command=["-m", module])
     updates = {}
     for name in ("Hill", "Campbell", "Jaquez"):
         line = await talk(processes.address(name), b"IAMAT m%s +1+1 %s\n" % (name.encode(), now()))
@@ -367,4 +368,4 @@ async def test_asyncio_on_uvloop(tmp_path: Path) -> None:
         line = (await talk(herd.address("Hill"), b"IAMAT uv +1+1 %s\n" % now())).rstrip(b"\n")
         await eventually(partial(holds, herd.address("Campbell"), b"uv", line), "Campbell")
     finally:
-        herd.stop_all()
+        await herd.stop()
