@@ -13,9 +13,9 @@ from functools import partial
 
 import trio
 
+from bench.procs import Herd
 from trioherd.core.config import CS131_HERD
 
-from processes import HerdProcesses
 from support import WAIT, eventually, holds
 
 ROUNDS = 200
@@ -36,7 +36,7 @@ async def _first_line(stream: trio.abc.Stream) -> bytes:
     return data.split(b"\n", 1)[0]
 
 
-async def _race(herd: HerdProcesses) -> list[int]:
+async def _race(herd: Herd) -> list[int]:
     """Run the rounds; the rounds whose WHATSAT missed the new location."""
     hill, jaquez = herd.address("Hill"), herd.address("Jaquez")
     # The links are up once an update has gone from Hill to Jaquez.
@@ -61,15 +61,15 @@ async def _ask(address: tuple[str, int], line: bytes) -> bytes:
         return await _first_line(stream)
 
 
-async def test_the_first_hop_beats_the_reply(herd: HerdProcesses) -> None:
+async def test_the_first_hop_beats_the_reply(herd: Herd) -> None:
     assert await _race(herd) == []
 
 
-async def test_the_first_hop_beats_the_reply_in_a_mixed_herd(processes: HerdProcesses) -> None:
+async def test_the_first_hop_beats_the_reply_in_a_mixed_herd(
+    implementation: str, processes: Herd
+) -> None:
     # Hill runs one implementation and its neighbour Jaquez the other.
     for name in CS131_HERD.names:
         other = name in ("Jaquez", "Smith", "Campbell")
-        await processes.start(
-            name, implementation=OTHER[processes.implementation] if other else None
-        )
+        await processes.start(name, command=["-m", OTHER[implementation]] if other else None)
     assert await _race(processes) == []
