@@ -33,7 +33,7 @@ from pathlib import Path
 
 from bench.impls import IMPLEMENTATIONS
 from bench.loadgen import Job
-from bench.procs import Herd, places_url, start_places_server
+from bench.procs import bench_herd, places_url, start_places_server
 from bench.workers import LoadWorkers
 from trioherd.core.config import CS131_HERD
 
@@ -105,9 +105,9 @@ async def profile(args: argparse.Namespace) -> Path:
         if args.workload == "whatsat":
             places, port = await start_places_server(workdir, (50, 150))
             url = places_url(port)
-        herd = Herd(impl, CS131_HERD.names, workdir, log_level=args.log_level, places_url=url)
+        herd = bench_herd(impl, CS131_HERD.names, workdir, args.log_level, url)
         try:
-            await herd.start()
+            await herd.start_all()
             host, hill_port = herd.address("Hill")
             job: Job = {
                 "kind": "closed", "host": host, "port": hill_port, "clients": args.clients,
