@@ -147,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--impl", default="trio", choices=sorted(IMPLEMENTATIONS))
     parser.add_argument("--workload", default="iamat", choices=("iamat", "whatsat"))
     parser.add_argument("--clients", type=int, default=100, help="closed-loop clients (100)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="sampling time (10)")
+    parser.add_argument("--seconds", type=int, default=10, help="sampling time, whole seconds (10)")
     parser.add_argument(
         "--log-level", default="warning", choices=("warning", "info"),
         help="the servers' --log-level (warning)",

@@ -14,8 +14,9 @@ port a listener really got.
 
 from __future__ import annotations
 
+import contextlib
 import signal
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import trio
@@ -68,43 +69,49 @@ async def run_herd(
     Raises:
         BindError: a server's address cannot be listened on.
     """
-    listeners, addresses = bind_herd(herd, names)
-    servers = {
-        name: HerdServer(
-            name,
-            {peer: addresses[peer] for peer in herd[name].peers},
-            places,
-            logs.logger(name),
-            max_line=max_line,
-            streams=streams,
-        )
-        for name in names
-    }
-    running = RunningHerd(servers, {name: addresses[name] for name in names})
-    async with trio.open_nursery() as nursery:
-        if handle_signals:
-            nursery.start_soon(_stop_on_signal, running)
-        async with trio.open_nursery() as server_nursery:
-            for name, server in servers.items():
-                host, port = addresses[name]
-                logs.logger(name).info(
-                    "%s listening on %s:%d; peers %s; places: %s",
-                    name,
-                    host,
-                    port,
-                    ", ".join(herd[name].peers) or "none",
-                    places.description,
-                )
-                await server_nursery.start(server.run, listeners[name])
-            task_status.started(running)
-        # Every server has stopped: nothing left to watch for.
-        nursery.cancel_scope.cancel()
+    # Signals are caught from before the port opens: a supervisor may send
+    # SIGTERM the moment it sees the server listening.
+    with (
+        trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM)
+        if handle_signals
+        else contextlib.nullcontext()
+    ) as signals:
+        listeners, addresses = bind_herd(herd, names)
+        servers = {
+            name: HerdServer(
+                name,
+                {peer: addresses[peer] for peer in herd[name].peers},
+                places,
+                logs.logger(name),
+                max_line=max_line,
+                streams=streams,
+            )
+            for name in names
+        }
+        running = RunningHerd(servers, {name: addresses[name] for name in names})
+        async with trio.open_nursery() as nursery:
+            if signals is not None:
+                nursery.start_soon(_stop_on_signal, running, signals)
+            async with trio.open_nursery() as server_nursery:
+                for name, server in servers.items():
+                    host, port = addresses[name]
+                    logs.logger(name).info(
+                        "%s listening on %s:%d; peers %s; places: %s",
+                        name,
+                        host,
+                        port,
+                        ", ".join(herd[name].peers) or "none",
+                        places.description,
+                    )
+                    await server_nursery.start(server.run, listeners[name])
+                task_status.started(running)
+            # Every server has stopped: nothing left to watch for.
+            nursery.cancel_scope.cancel()
 
 
-async def _stop_on_signal(running: RunningHerd) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for signum in signals:
-            for server in running.servers.values():
-                server.log.info("received %s", signal.Signals(signum).name)
-            running.stop()
-            return
+async def _stop_on_signal(running: RunningHerd, signals: AsyncIterator[int]) -> None:
+    async for signum in signals:
+        for server in running.servers.values():
+            server.log.info("received %s", signal.Signals(signum).name)
+        running.stop()
+        return

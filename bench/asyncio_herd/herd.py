@@ -57,7 +57,18 @@ async def run_herd(
     Raises:
         BindError: a server's address cannot be listened on.
     """
-    sockets, addresses = bind_herd(herd, names)
+    loop = asyncio.get_running_loop()
+    # Signals are caught from before the port opens, as in trio: a
+    # supervisor may send SIGTERM the moment it sees the server listening.
+    stopper = _SignalStop()
+    if handle_signals:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stopper, signum)
+    try:
+        sockets, addresses = bind_herd(herd, names)
+    except BaseException:
+        _remove_signal_handlers(loop, handle_signals)
+        raise
     servers = {
         name: server_class(
             name,
@@ -69,12 +80,9 @@ async def run_herd(
         for name in names
     }
     running = RunningHerd(servers, {name: addresses[name] for name in names})
-    loop = asyncio.get_running_loop()
     # Left in place when the herd stops: the bug's retries outlive it.
     loop.set_exception_handler(_AcceptErrors(running))
-    if handle_signals:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, _stop_on_signal, running, signum)
+    stopper.serve(running)
     try:
         async with asyncio.TaskGroup() as group:
             for name, server in servers.items():
@@ -92,15 +100,35 @@ async def run_herd(
                 await ready.wait()
             started(running)
     finally:
-        if handle_signals:
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(signum)
+        _remove_signal_handlers(loop, handle_signals)
 
 
-def _stop_on_signal(running: RunningHerd, signum: int) -> None:
-    for server in running.servers.values():
-        server.log.info("received %s", signal.Signals(signum).name)
-    running.stop()
+def _remove_signal_handlers(loop: asyncio.AbstractEventLoop, installed: bool) -> None:
+    if installed:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+class _SignalStop:
+    """The signal handler: stops the herd, or remembers to once it exists."""
+
+    def __init__(self) -> None:
+        self._running: RunningHerd | None = None
+        self._caught: int | None = None
+
+    def __call__(self, signum: int) -> None:
+        if self._running is None:
+            self._caught = signum
+            return
+        for server in self._running.servers.values():
+            server.log.info("received %s", signal.Signals(signum).name)
+        self._running.stop()
+
+    def serve(self, running: RunningHerd) -> None:
+        """The herd is made: stop it if a signal came while it was being made."""
+        self._running = running
+        if self._caught is not None:
+            self(self._caught)
 
 
 class _AcceptErrors:
