@@ -17,10 +17,10 @@ from __future__ import annotations
 import contextlib
 import signal
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 
 import trio
 
+from trioherd import serving
 from trioherd.core.config import HerdConfig
 from trioherd.core.framing import DEFAULT_MAX_LINE
 from trioherd.core.places import PlacesSource
@@ -29,18 +29,8 @@ from trioherd.server import HerdServer
 from trioherd.serving import bind_herd
 from trioherd.stream import LEAN_STREAMS, StreamFactory
 
-
-@dataclass(frozen=True)
-class RunningHerd:
-    """What :func:`run_herd` reports once every server is listening."""
-
-    servers: dict[str, HerdServer]
-    addresses: dict[str, tuple[str, int]]
-
-    def stop(self) -> None:
-        """Begin a graceful stop of every server."""
-        for server in self.servers.values():
-            server.stop()
+#: What :func:`run_herd` reports once every server is listening.
+RunningHerd = serving.RunningHerd[HerdServer]
 
 
 async def run_herd(
@@ -94,13 +84,11 @@ async def run_herd(
                 nursery.start_soon(_stop_on_signal, running, signals)
             async with trio.open_nursery() as server_nursery:
                 for name, server in servers.items():
-                    host, port = addresses[name]
-                    logs.logger(name).info(
-                        "%s listening on %s:%d; peers %s; places: %s",
+                    serving.announce(
+                        logs.logger(name),
                         name,
-                        host,
-                        port,
-                        ", ".join(herd[name].peers) or "none",
+                        addresses[name],
+                        herd[name].peers,
                         places.description,
                     )
                     await server_nursery.start(server.run, listeners[name])
@@ -111,7 +99,5 @@ async def run_herd(
 
 async def _stop_on_signal(running: RunningHerd, signals: AsyncIterator[int]) -> None:
     async for signum in signals:
-        for server in running.servers.values():
-            server.log.info("received %s", signal.Signals(signum).name)
-        running.stop()
+        running.signalled(signum)
         return

@@ -9,9 +9,11 @@ and after the part that is theirs (asking Places, writing).
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 from trioherd.core.config import BindError, HerdConfig
 from trioherd.core.connection import Exchange
@@ -58,6 +60,48 @@ def bind_herd(
                 listener.close()
         raise
     return listeners, addresses
+
+
+class Server(Protocol):
+    """What a herd runner needs of a layer's server."""
+
+    log: logging.Logger
+
+    def stop(self) -> None:
+        """Begin a graceful shutdown."""
+
+
+ServerT = TypeVar("ServerT", bound=Server)
+
+
+@dataclass(frozen=True)
+class RunningHerd(Generic[ServerT]):
+    """The servers a runner started, once every one is listening."""
+
+    servers: dict[str, ServerT]
+    addresses: Addresses
+
+    def stop(self) -> None:
+        """Begin a graceful stop of every server."""
+        for server in self.servers.values():
+            server.stop()
+
+    def signalled(self, signum: int) -> None:
+        """Say in every server's log which signal came, and stop them all."""
+        for server in self.servers.values():
+            server.log.info("received %s", signal.Signals(signum).name)
+        self.stop()
+
+
+def announce(
+    log: logging.Logger, name: str, address: tuple[str, int], peers: Sequence[str], places: str
+) -> None:
+    """The server's first log line: where it listens, its neighbours, its Places source."""
+    host, port = address
+    log.info(
+        "%s listening on %s:%d; peers %s; places: %s",
+        name, host, port, ", ".join(peers) or "none", places,
+    )  # fmt: skip
 
 
 class Link(Protocol):

@@ -13,28 +13,18 @@ import math
 import signal
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from bench.asyncio_herd.server import HerdServer
+from trioherd import serving
 from trioherd.core.config import HerdConfig
 from trioherd.core.framing import DEFAULT_MAX_LINE
 from trioherd.core.places import PlacesSource
 from trioherd.logs import HerdLogs
 from trioherd.serving import bind_herd
 
-
-@dataclass(frozen=True)
-class RunningHerd:
-    """What :func:`run_herd` reports once every server is listening."""
-
-    servers: dict[str, HerdServer]
-    addresses: dict[str, tuple[str, int]]
-
-    def stop(self) -> None:
-        """Begin a graceful stop of every server."""
-        for server in self.servers.values():
-            server.stop()
+#: What :func:`run_herd` reports once every server is listening.
+RunningHerd = serving.RunningHerd[HerdServer]
 
 
 async def run_herd(
@@ -86,14 +76,8 @@ async def run_herd(
     try:
         async with asyncio.TaskGroup() as group:
             for name, server in servers.items():
-                host, port = addresses[name]
-                logs.logger(name).info(
-                    "%s listening on %s:%d; peers %s; places: %s",
-                    name,
-                    host,
-                    port,
-                    ", ".join(herd[name].peers) or "none",
-                    places.description,
+                serving.announce(
+                    logs.logger(name), name, addresses[name], herd[name].peers, places.description
                 )
                 ready = asyncio.Event()
                 group.create_task(server.run(sockets[name], ready.set))
@@ -120,9 +104,7 @@ class _SignalStop:
         if self._running is None:
             self._caught = signum
             return
-        for server in self._running.servers.values():
-            server.log.info("received %s", signal.Signals(signum).name)
-        self._running.stop()
+        self._running.signalled(signum)
 
     def serve(self, running: RunningHerd) -> None:
         """The herd is made: stop it if a signal came while it was being made."""
