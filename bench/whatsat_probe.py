@@ -1,0 +1,188 @@
+"""WHATSAT alone, implementation against implementation: ``python -m bench.whatsat_probe``.
+
+The full benchmark runs every workload on five-server herds; this runs only
+its WHATSAT step (:func:`bench.workloads.whatsat`, the same closed loop
+through our Places server) against Hill alone, one Hill per implementation,
+all up at once. Cases are interleaved: each round measures every
+concurrency for every implementation, rotating who goes first, so a slow
+spell of a shared machine spoils a round of several, not every round of one.
+
+It prints, per case, throughput, p99 and Hill's CPU per WHATSAT for every
+round, with the ratios to the first implementation named, and writes them to
+a JSON file. With ``--py-spy DIR`` it also records a py-spy profile of Hill
+(speedscope format, one file per implementation and concurrency) during the
+first round's measured window.
+
+    python -m bench.whatsat_probe --impls trio,asyncio --clients 50,200,500 \\
+        --rounds 3 --out bench/results/http/whatsat_rounds.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench import settings as bench_settings
+from bench.impls import IMPLEMENTATIONS
+from bench.procs import Herd, places_url, start_places_server
+from bench.workloads import Env, whatsat
+
+
+async def _profile(pid: int, seconds: float, path: Path) -> asyncio.subprocess.Process:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return await asyncio.create_subprocess_exec(
+        "py-spy", "record", "--pid", str(pid), "--duration", f"{seconds:g}",
+        "--rate", "250", "--format", "speedscope", "--output", str(path), "--nonblocking",
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Every round of every case; the document written to ``--out``."""
+    settings = bench_settings.adjust(bench_settings.FULL, duration_s=args.duration)
+    impls = [IMPLEMENTATIONS[name] for name in args.impls]
+    runs: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="whatsat-probe-") as tmp:
+        workdir = Path(tmp)
+        places, port = await start_places_server(workdir, settings.places_latency_ms)
+        herds = {
+            impl.name: Herd(
+                impl,
+                ["Hill"],
+                workdir / impl.name,
+                log_level="warning",
+                places_url=places_url(port),
+            )
+            for impl in impls
+        }
+        try:
+            for herd in herds.values():
+                await herd.start()
+            for round_ in range(args.rounds):
+                for case, clients in enumerate(args.clients):
+                    shift = (round_ + case) % len(impls)
+                    for impl in impls[shift:] + impls[:shift]:
+                        herd = herds[impl.name]
+                        env = Env(settings, workdir, "warning", impl, herd, None, places, port)
+                        spy = None
+                        if args.py_spy is not None and round_ == 0:
+                            path = args.py_spy / f"hill-{impl.name}-c{clients}.speedscope.json"
+                            spy = await _profile(
+                                herd.pids()["Hill"],
+                                settings.whatsat_warmup_s + settings.duration_s,
+                                path,
+                            )
+                        outcome = await whatsat(env, {"clients": clients})
+                        if spy is not None:
+                            await spy.wait()
+                        figures = outcome.figures
+                        hill_cpu = outcome.cpu.get("Hill", 0.0)
+                        per_request_us = (
+                            1e6 * hill_cpu / 100 / figures["throughput"]
+                            if figures["throughput"]
+                            else 0.0
+                        )
+                        row = {
+                            "round": round_,
+                            "impl": impl.name,
+                            "clients": clients,
+                            "throughput": round(figures["throughput"], 1),
+                            "p50_ms": round(figures["p50_ms"], 2),
+                            "p99_ms": round(figures["p99_ms"], 2),
+                            "errors": figures["errors"],
+                            "hill_cpu_percent": hill_cpu,
+                            "places_cpu_percent": outcome.cpu.get("places", 0.0),
+                            "hill_cpu_us_per_whatsat": round(per_request_us),
+                            "profiled": spy is not None,
+                        }
+                        runs.append(row)
+                        print(
+                            f"round {round_} {impl.name:>18} C={clients:<4} "
+                            f"{row['throughput']:8,.0f} req/s  p99 {row['p99_ms']:7.1f} ms  "
+                            f"Hill {hill_cpu:5.1f}% = {per_request_us:5.0f} us/WHATSAT  "
+                            f"Places {row['places_cpu_percent']:5.1f}%"
+                            + ("  (profiled)" if spy else ""),
+                            file=sys.stderr,
+                            flush=True,
+                        )
+        finally:
+            for herd in herds.values():
+                await herd.stop()
+            await places.stop()
+    return {"command": " ".join(sys.argv), "runs": runs, "summary": summarise(runs, args)}
+
+
+def summarise(runs: list[dict[str, Any]], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Per case and implementation: min, median and max over rounds, and ratios per round."""
+    baseline = args.impls[0]
+    rows = []
+    for clients in args.clients:
+        for name in args.impls:
+            mine = [r for r in runs if r["impl"] == name and r["clients"] == clients]
+            row: dict[str, Any] = {"impl": name, "clients": clients}
+            for key in ("throughput", "p99_ms", "hill_cpu_us_per_whatsat"):
+                values = [r[key] for r in mine]
+                row[key] = {
+                    "min": min(values),
+                    "median": statistics.median(values),
+                    "max": max(values),
+                }
+                if name != baseline:
+                    # Ratios within a round: the baseline's figure over this one's.
+                    ratios = []
+                    for r in mine:
+                        base = next(
+                            b[key]
+                            for b in runs
+                            if b["impl"] == baseline
+                            and b["clients"] == clients
+                            and b["round"] == r["round"]
+                        )
+                        if r[key]:
+                            ratios.append(round(base / r[key], 3))
+                    row[f"{key}_ratio_{baseline}_over_this"] = {
+                        "min": min(ratios, default=0.0),
+                        "max": max(ratios, default=0.0),
+                    }
+            rows.append(row)
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m bench.whatsat_probe", description=__doc__)
+    parser.add_argument("--impls", default="trio,asyncio", help="the first is the baseline")
+    parser.add_argument("--clients", default="50,200,500")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per case")
+    parser.add_argument("--py-spy", type=Path, metavar="DIR", help="profile Hill in round 0")
+    parser.add_argument("--out", type=Path, required=True, help="the JSON file to write")
+    args = parser.parse_args(argv)
+    args.impls = args.impls.split(",")
+    args.clients = [int(c) for c in args.clients.split(",")]
+    unknown = [name for name in args.impls if name not in IMPLEMENTATIONS]
+    if unknown:
+        parser.error(f"unknown implementations: {', '.join(unknown)}")
+    if args.py_spy is not None and shutil.which("py-spy") is None:
+        parser.error("py-spy is not installed")
+    document = asyncio.run(run(args))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(document, indent=1) + "\n")
+    with contextlib.suppress(BrokenPipeError):
+        for row in document["summary"]:
+            print(json.dumps(row), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
