@@ -50,6 +50,10 @@ class PlacesOptions:
     timeout: float = 5.0
     concurrency: int = 500
     local_server: bool = False
+    #: What carries the HTTP requests: on trio ``lean`` (our transport under
+    #: httpx) or ``httpx`` (httpx's stock transport); on asyncio ``aiohttp``
+    #: or ``httpx``.
+    transport: str = "lean"
 
     @property
     def over_http(self) -> bool:
@@ -155,6 +159,22 @@ def build_parser(prog: str, implementation: str) -> OneLineParser:
         metavar="SECONDS",
         help="longest wait for a Places answer, queueing included (default 5)",
     )
+    if implementation == "trio":
+        places.add_argument(
+            "--places-transport",
+            choices=["lean", "httpx"],
+            default="lean",
+            help="what carries WHATSAT's HTTP requests under httpx: our transport on "
+            "trioherd's lean sockets with the llhttp parser (default), or httpx's stock "
+            "transport (httpcore, h11, trio.SocketStream)",
+        )
+    else:
+        places.add_argument(
+            "--places-transport",
+            choices=["aiohttp", "httpx"],
+            default="aiohttp",
+            help="the HTTP client for WHATSAT: aiohttp (default) or httpx's stock transport",
+        )
     places.add_argument(
         "--places-concurrency",
         type=int,
@@ -198,6 +218,7 @@ def _places_options(
         timeout=args.places_timeout,
         concurrency=args.places_concurrency,
         local_server=args.places_server,
+        transport=args.places_transport,
     )
 
 

@@ -26,6 +26,7 @@ from trioherd.core.places import (
     metres,
     parse_places_answer,
 )
+from trioherd.http_transport import LeanTransport
 from trioherd.offline.cache import load_index
 from trioherd.offline.google import nearby_response
 from trioherd.offline.index import PlaceIndex
@@ -196,12 +197,19 @@ async def open_places(
     if url is None:
         yield OfflinePlaces()
         return
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
     # One TLS context for all: building one reads the CA bundle (~40 ms).
     tls = ssl.create_default_context()
     async with contextlib.AsyncExitStack() as stack:
         transports = [
-            await stack.enter_async_context(httpx.AsyncHTTPTransport(limits=limits, verify=tls))
+            await stack.enter_async_context(_one_connection(options.transport, tls))
             for _ in range(options.concurrency)
         ]
         yield HttpPlaces(transports, url, options.key, options.timeout)
+
+
+def _one_connection(kind: str, tls: ssl.SSLContext) -> httpx.AsyncBaseTransport:
+    """A transport of ``kind`` (``lean`` or ``httpx``) holding at most one connection."""
+    if kind == "httpx":
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        return httpx.AsyncHTTPTransport(limits=limits, verify=tls)
+    return LeanTransport(tls)
