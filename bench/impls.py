@@ -24,6 +24,8 @@ class Implementation:
         args: flags that come before the server's name.
         requires: further modules that must import for it to run.
         default: run when ``--impls`` is not given.
+        workloads: the only workloads it runs (empty: all). A variant that
+            differs only in WHATSAT's HTTP client has nothing to show elsewhere.
     """
 
     name: str
@@ -31,6 +33,11 @@ class Implementation:
     args: tuple[str, ...] = ()
     requires: tuple[str, ...] = ()
     default: bool = True
+    workloads: tuple[str, ...] = ()
+
+    def runs(self, workload: str) -> bool:
+        """Whether it takes part in ``workload``."""
+        return not self.workloads or workload in self.workloads
 
     def command(self) -> list[str]:
         """The words after ``python``."""
@@ -57,6 +64,19 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
         # trioherd on trio.SocketStream rather than its LeanStream: what the
         # lean stream gains, on demand.
         Implementation("trio-socketstream", "bench.trio_socketstream", default=False),
+        # WHATSAT's HTTP on httpx's stock transport (httpcore, h11,
+        # trio.SocketStream) rather than our LeanTransport.
+        Implementation(
+            "trio-httpx-stock", "trioherd", ("--places-transport", "httpx"), workloads=("whatsat",)
+        ),
+        # The control: the asyncio herd with httpx instead of aiohttp, so the
+        # gap splits into the HTTP library's part and the event loop's.
+        Implementation(
+            "asyncio-httpx",
+            "bench.asyncio_herd",
+            ("--places-transport", "httpx"),
+            workloads=("whatsat",),
+        ),
     )
 }
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bench import sysinfo
-from bench.impls import Implementation
+from bench.impls import IMPLEMENTATIONS, Implementation
 from bench.probe import Probe
 from bench.procs import (
     PROBE,
@@ -93,6 +93,11 @@ def _count(n: int) -> str:
     return str(n)
 
 
+def _takes_part(name: str, workload: str) -> bool:
+    impl = IMPLEMENTATIONS.get(name)
+    return impl is None or impl.runs(workload)
+
+
 def plan(settings: Settings, workloads: Iterable[str], impls: Sequence[str]) -> list[Step]:
     """Every step of a run, in the order they will run."""
     chosen = set(workloads)
@@ -101,10 +106,13 @@ def plan(settings: Settings, workloads: Iterable[str], impls: Sequence[str]) -> 
 
     def each_impl(kind: str, workload: str, case: str, session: str, **params: Any) -> None:
         nonlocal turn
+        taking_part = [name for name in impls if _takes_part(name, workload)]
+        if not taking_part:
+            return
         # Rotate who goes first, case by case.
-        first = turn % len(impls)
+        first = turn % len(taking_part)
         turn += 1
-        for impl in [*impls[first:], *impls[:first]]:
+        for impl in [*taking_part[first:], *taking_part[:first]]:
             steps.append(Step(kind, workload, case, impl, session, {"case": case, **params}))
 
     if "iamat" in chosen:

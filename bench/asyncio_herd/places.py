@@ -2,17 +2,23 @@
 
 The same contract as the trio sources: a Google-shaped Nearby Search dict
 for every query, a failure turned into an ``UNKNOWN_ERROR`` response.
-HTTP goes through aiohttp, the library the course and its reports use.
+HTTP goes through aiohttp, the library the course and its reports use, or
+(``--places-transport httpx``, :class:`HttpxPlaces`) through httpx exactly as
+the trio herd's ``--places-transport httpx`` uses it: the control that tells
+the HTTP library's share of a difference from the event loop's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import ssl
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
+import httpx
 
 from trioherd.core.places import (
     PlacesQuery,
@@ -99,6 +105,74 @@ class HttpPlaces:
         return text.replace(self._key, "<key>") if self._key else text
 
 
+class HttpxPlaces:
+    """Nearby Search with httpx on asyncio: the trio herd's stock-httpx path, mirrored.
+
+    As ``trioherd.places.HttpPlaces``: one-connection transports lent out,
+    the most recently used first, requests sent to the transport directly.
+    """
+
+    def __init__(
+        self,
+        transports: Sequence[httpx.AsyncBaseTransport],
+        url: str,
+        key: str | None,
+        timeout: float,
+    ) -> None:
+        self._idle = list(transports)
+        self._free = asyncio.Semaphore(len(self._idle))
+        self._url = str(httpx.URL(url))
+        self._joiner = "&" if "?" in self._url else "?"
+        self._key = key
+        self._timeout = timeout
+        self._extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
+        with_key = "with an API key" if key else "without an API key"
+        self.description = f"Nearby Search over HTTP (httpx) at {url} ({with_key})"
+
+    async def nearby(self, query: PlacesQuery) -> dict[str, Any]:
+        params = {
+            "location": f"{query.latitude!r},{query.longitude!r}",
+            "radius": metres(query.radius_m),
+        }
+        if self._key:
+            params["key"] = self._key
+        request = httpx.Request(
+            "GET",
+            self._url + self._joiner + urlencode(params),
+            headers=_HTTPX_HEADERS,
+            extensions=self._extensions,
+        )
+        try:
+            async with asyncio.timeout(self._timeout), self._free:
+                transport = self._idle.pop()
+                try:
+                    response = await transport.handle_async_request(request)
+                    try:
+                        body = await response.aread()
+                    finally:
+                        await response.aclose()
+                finally:
+                    self._idle.append(transport)
+        except TimeoutError:
+            return error_response(f"Places request timed out after {self._timeout:g} s")
+        except httpx.HTTPError as exc:
+            detail = str(exc)
+            name = type(exc).__name__
+            message = f"Places request failed: {name}: {detail}" if detail else name
+            return error_response(self._redact(message))
+        return parse_places_answer(response.status_code, body)
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._key, "<key>") if self._key else text
+
+
+_HTTPX_HEADERS = {
+    "Accept": "*/*",
+    "Accept-Encoding": "gzip, deflate",
+    "User-Agent": f"trioherd httpx/{httpx.__version__}",
+}
+
+
 def _describe(exc: aiohttp.ClientError) -> str:
     detail = str(exc)
     return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
@@ -112,6 +186,16 @@ async def open_places(
     url = url or options.url
     if url is None:
         yield OfflinePlaces()
+        return
+    if options.transport == "httpx":
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        tls = ssl.create_default_context()
+        async with contextlib.AsyncExitStack() as stack:
+            transports = [
+                await stack.enter_async_context(httpx.AsyncHTTPTransport(limits=limits, verify=tls))
+                for _ in range(options.concurrency)
+            ]
+            yield HttpxPlaces(transports, url, options.key, options.timeout)
         return
     connector = aiohttp.TCPConnector(limit=options.concurrency, limit_per_host=0)
     # aiohttp's own timeout would be per request too; the bound is HttpPlaces'.
