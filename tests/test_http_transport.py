@@ -7,6 +7,7 @@ reads, down to dropping the connection half-way through a body.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import ssl
@@ -64,10 +65,8 @@ async def raw_server(handler: Handler) -> AsyncIterator[tuple[str, list[bytes]]]
         nonlocal accepted
         number, accepted = accepted, accepted + 1
         async with stream:
-            try:
+            with contextlib.suppress(trio.BrokenResourceError):
                 await handler(RecordingStream(stream, requests), number)  # type: ignore[arg-type]
-            except trio.BrokenResourceError:
-                pass
 
     async with trio.open_nursery() as nursery:
         listeners = await nursery.start(partial(trio.serve_tcp, serve, 0, host="127.0.0.1"))
@@ -97,18 +96,20 @@ class RecordingStream:
 
 
 async def get(
-    transport: LeanTransport, url: str, timeout: float = WAIT
+    transport: LeanTransport, url: str, http_timeout: float = WAIT
 ) -> tuple[httpx.Response, bytes]:
-    request = httpx.Request("GET", url, extensions={"timeout": httpx.Timeout(timeout).as_dict()})
+    request = httpx.Request(
+        "GET", url, extensions={"timeout": httpx.Timeout(http_timeout).as_dict()}
+    )
     with trio.fail_after(WAIT):
         response = await transport.handle_async_request(request)
         return response, await response.aread()
 
 
-async def places_reply(handler: Handler, timeout: float = 0.5) -> dict[str, object]:
+async def places_reply(handler: Handler, http_timeout: float = 0.5) -> dict[str, object]:
     """What HttpPlaces on a LeanTransport makes of ``handler``'s answers."""
     async with raw_server(handler) as (base, _), LeanTransport() as transport:
-        places = HttpPlaces([transport], base + PATH, KEY, timeout)
+        places = HttpPlaces([transport], base + PATH, KEY, http_timeout)
         with trio.fail_after(WAIT):
             return await places.nearby(QUERY)
 
@@ -249,7 +250,7 @@ def canned(reply: bytes) -> Handler:
 async def test_failures_become_unknown_error_without_the_key(
     handler: Handler, message: str
 ) -> None:
-    response = await places_reply(handler, timeout=0.5)
+    response = await places_reply(handler, http_timeout=0.5)
     assert response["status"] == "UNKNOWN_ERROR"
     assert response["results"] == []
     assert message in str(response["error_message"])
@@ -274,7 +275,7 @@ async def test_a_stale_kept_alive_connection_is_retried_once_on_a_new_one() -> N
 
     async with raw_server(answer_once_then_close) as (base, requests), LeanTransport() as t:
         for _ in range(3):
-            response, body = await get(t, base + PATH)
+            _, body = await get(t, base + PATH)
             assert body == OK_JSON
     # Requests 2 and 3 each found the connection stale and went again.
     assert len(requests) == 5
@@ -297,7 +298,7 @@ async def test_a_connection_abandoned_mid_response_is_not_reused() -> None:
 
     async with raw_server(slow_first) as (base, requests), LeanTransport() as transport:
         with pytest.raises(httpx.ReadTimeout):
-            await get(transport, base + PATH, timeout=0.2)
+            await get(transport, base + PATH, http_timeout=0.2)
         # The half-read answer must not be taken for the next one's.
         _, body = await get(transport, base + PATH)
         assert body == OK_JSON
@@ -318,10 +319,8 @@ async def tls_server(ca: trustme.CA, handler: Handler) -> AsyncIterator[str]:
     ca.issue_cert("127.0.0.1").configure_cert(context)
 
     async def serve(stream: trio.SSLStream[trio.SocketStream]) -> None:
-        try:
+        with contextlib.suppress(trio.BrokenResourceError):
             await handler(RecordingStream(stream, []), 0)  # type: ignore[arg-type]
-        except trio.BrokenResourceError:
-            pass
 
     async with trio.open_nursery() as nursery:
         listeners = await nursery.start(
@@ -361,7 +360,7 @@ async def test_a_silent_tls_server_is_a_connect_timeout(ca: trustme.CA) -> None:
         port = listeners[0].socket.getsockname()[1]
         async with LeanTransport() as transport:
             with pytest.raises(httpx.ConnectTimeout):
-                await get(transport, f"https://127.0.0.1:{port}{PATH}", timeout=0.2)
+                await get(transport, f"https://127.0.0.1:{port}{PATH}", http_timeout=0.2)
         nursery.cancel_scope.cancel()
 
 
