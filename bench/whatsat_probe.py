@@ -7,6 +7,10 @@ all up at once. Cases are interleaved: each round measures every
 concurrency for every implementation, rotating who goes first, so a slow
 spell of a shared machine spoils a round of several, not every round of one.
 
+With ``--direct`` each round also asks our Places server directly with the
+same closed loop at each concurrency (the bench's ``places`` step): what the
+Places source alone can do, to compare with the herds' rates.
+
 It prints, per case, throughput, p99 and Hill's CPU per WHATSAT for every
 round, with the ratios to the first implementation named, and writes them to
 a JSON file. With ``--py-spy DIR`` it also records a py-spy profile of Hill
@@ -35,7 +39,7 @@ from typing import Any
 from bench import settings as bench_settings
 from bench.impls import IMPLEMENTATIONS
 from bench.procs import Herd, places_url, start_places_server
-from bench.workloads import Env, whatsat
+from bench.workloads import Env, places_alone, whatsat
 
 
 async def _profile(pid: int, seconds: float, path: Path) -> asyncio.subprocess.Process:
@@ -70,6 +74,26 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 await herd.start()
             for round_ in range(args.rounds):
                 for case, clients in enumerate(args.clients):
+                    if args.direct:
+                        env = Env(settings, workdir, "warning", places=places, places_port=port)
+                        outcome = await places_alone(env, {"clients": clients})
+                        row = {
+                            "round": round_,
+                            "impl": "places-direct",
+                            "clients": clients,
+                            "throughput": round(outcome.figures["throughput"], 1),
+                            "p99_ms": round(outcome.figures["p99_ms"], 2),
+                            "errors": outcome.figures["errors"],
+                            "places_cpu_percent": outcome.cpu.get("places", 0.0),
+                        }
+                        runs.append(row)
+                        print(
+                            f"round {round_} {'places direct':>18} C={clients:<4} "
+                            f"{row['throughput']:8,.0f} req/s  p99 {row['p99_ms']:7.1f} ms  "
+                            f"Places {row['places_cpu_percent']:5.1f}%",
+                            file=sys.stderr,
+                            flush=True,
+                        )
                     shift = (round_ + case) % len(impls)
                     for impl in impls[shift:] + impls[:shift]:
                         herd = herds[impl.name]
@@ -165,6 +189,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--clients", default="50,200,500")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per case")
+    parser.add_argument(
+        "--direct", action="store_true", help="also ask the Places server directly at each C"
+    )
     parser.add_argument("--py-spy", type=Path, metavar="DIR", help="profile Hill in round 0")
     parser.add_argument("--out", type=Path, required=True, help="the JSON file to write")
     args = parser.parse_args(argv)

@@ -399,3 +399,30 @@ def test_the_trio_herd_defaults_to_the_lean_transport(tmp_path: Path) -> None:
     assert (lean.places.transport, stock.places.transport) == ("lean", "httpx")
     assert control.places.transport == "httpx"
     assert parse_options(["Hill"], "x", implementation="asyncio").places.transport == "aiohttp"
+
+
+async def test_the_places_server_answers_pipelined_requests_in_order() -> None:
+    async with places_server() as (server, url):
+        port = int(url.split(":")[2].split("/")[0])
+        target = PATH.encode()
+        pipelined = (
+            b"GET /elsewhere HTTP/1.1\r\nHost: x\r\n\r\n"
+            + b"HEAD " + target + b"?location=1,1&radius=5 HTTP/1.1\r\nHost: x\r\n\r\n"
+            + b"GET " + target + b"?location=1,1&radius=5 HTTP/1.1\r\nHost: x\r\n"
+            + b"Connection: close\r\n\r\n"
+        )  # fmt: skip
+        with trio.fail_after(WAIT):
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            async with stream:
+                await stream.send_all(pipelined)
+                data = b""
+                while chunk := await stream.receive_some(65536):  # to EOF: closed as asked
+                    data += chunk
+    assert data.count(b"HTTP/1.1 ") == 3
+    assert data.startswith(b"HTTP/1.1 404 Not Found\r\n")
+    # The HEAD's head and the GET's whole answer follow, in that order.
+    head_end = data.index(b"HTTP/1.1 200", data.index(b"HTTP/1.1 200") + 1)
+    assert b"{" not in data[data.index(b"HTTP/1.1 200") : head_end]
+    assert data.endswith(b"}")
+    assert b"Connection: close" in data[head_end:]
+    assert server.requests == 3

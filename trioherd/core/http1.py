@@ -148,3 +148,49 @@ class ResponseReader:
             return
         self._complete = True
         self.keep_alive = bool(self._parser.should_keep_alive())
+
+
+class RequestError(Exception):
+    """The bytes received are not HTTP/1.1 requests."""
+
+
+class RequestReader:
+    """Requests from a client's bytes, for a server: what our Places server parses with.
+
+    :meth:`feed` takes bytes as they arrive and returns the requests they
+    completed, oldest first, each as ``(method, target, keep_alive)``;
+    request bodies are read and dropped (the Places API has none). A
+    client's pipelined requests come out together, in order.
+    """
+
+    __slots__ = ("_done", "_parser", "_target")
+
+    def __init__(self) -> None:
+        self._target = b""
+        self._done: list[tuple[bytes, bytes, bool]] = []
+        self._parser = httptools.HttpRequestParser(self)
+
+    def feed(self, data: bytes | bytearray) -> list[tuple[bytes, bytes, bool]]:
+        """The requests ``data`` completed (maybe none).
+
+        Raises:
+            RequestError: the bytes are not HTTP/1.1 (or ask to upgrade).
+        """
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            raise RequestError("protocol upgrades are not supported") from None
+        except httptools.HttpParserError as exc:
+            raise RequestError(str(exc)) from None
+        done, self._done = self._done, []
+        return done
+
+    # llhttp's callbacks.
+
+    def on_url(self, url: bytes) -> None:
+        self._target += url
+
+    def on_message_complete(self) -> None:
+        method = self._parser.get_method()
+        self._done.append((method, self._target, bool(self._parser.should_keep_alive())))
+        self._target = b""
