@@ -263,6 +263,15 @@ def cpu_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
     return lines
 
 
+def _hill_cpu_per_request(record: Mapping[str, Any] | None) -> float | None:
+    """Hill's CPU per request of a step, in µs (free of how busy the machine was)."""
+    if not record:
+        return None
+    rate = lookup(record.get("figures"), "throughput")
+    hill = (record.get("cpu") or {}).get("Hill")
+    return 1e4 * hill / rate if rate and hill else None
+
+
 def _figure(
     index: Mapping[tuple[str, str, str], Mapping[str, Any]],
     kind: str,
@@ -381,6 +390,71 @@ def targets(records: Sequence[Mapping[str, Any]], impls: Sequence[str]) -> list[
         add(name, "met" if ok else "not met", "; ".join(details))
     else:
         add(name, "n/a", "needs recovery")
+
+    # 6. WHATSAT over HTTP (issue 15): trio at least as fast as asyncio, and
+    # no more of Hill's CPU per WHATSAT.
+    name = (
+        "WHATSAT trio/asyncio: throughput >= 1.0x, p99 <= 1.0x, Hill CPU per WHATSAT <= asyncio's"
+    )
+    if {BASELINE, "asyncio"} <= set(impls) and cases["whatsat"]:
+        details, ok = [], True
+        for case in cases["whatsat"]:
+            tp = ratio(
+                _figure(index, "whatsat", case, BASELINE, "throughput"),
+                _figure(index, "whatsat", case, "asyncio", "throughput"),
+            )
+            p99 = ratio(
+                _figure(index, "whatsat", case, BASELINE, "p99_ms"),
+                _figure(index, "whatsat", case, "asyncio", "p99_ms"),
+            )
+            cpu = ratio(
+                _hill_cpu_per_request(index.get(("whatsat", case, BASELINE))),
+                _hill_cpu_per_request(index.get(("whatsat", case, "asyncio"))),
+            )
+            met = (
+                tp is not None
+                and p99 is not None
+                and cpu is not None
+                and tp >= 1.0
+                and p99 <= 1.0
+                and cpu <= 1.0
+            )
+            ok = ok and met
+            details.append(
+                f"{case}: {'-' if tp is None else f'{tp:.2f}x'} req/s, "
+                f"p99 {'-' if p99 is None else f'{p99:.2f}x'}, "
+                f"Hill CPU {'-' if cpu is None else f'{cpu:.2f}x'}"
+            )
+        add(name, "met" if ok else "not met", "; ".join(details))
+    else:
+        add(name, "n/a", "needs whatsat with trio and asyncio")
+
+    # 7. The Places source is not what WHATSAT measures.
+    name = "the Places source asked directly >= 3x the best herd's WHATSAT rate"
+    direct = [
+        lookup(r.get("figures"), "throughput") or 0.0
+        for r in records
+        if r["kind"] == "places" and r.get("figures")
+    ]
+    if direct and cases["whatsat"]:
+        capacity = max(direct)
+        details, ok = [], True
+        for case in cases["whatsat"]:
+            best = max(
+                (_figure(index, "whatsat", case, name_, "throughput") or 0.0 for name_ in impls),
+                default=0.0,
+            )
+            met = best == 0.0 or capacity >= 3 * best
+            ok = ok and met
+            details.append(
+                f"{case}: best herd {fmt(best)} req/s"
+                + ("" if met else " (the Places server limits here)")
+            )
+        add(
+            name, "met" if ok else "not met", f"direct {fmt(capacity)} req/s; " + "; ".join(details)
+        )
+    else:
+        add(name, "n/a", "needs whatsat and its direct step")
 
     # 6. The load generator is not the bottleneck.
     name = "load generator ceiling >= 2x the best herd IAMAT throughput"
