@@ -24,10 +24,10 @@ IDLE = re.compile(r"^(select|poll|epoll_wait|_run_once|get_events|wait|acquire)\
 def _package(path: str) -> str:
     if "site-packages/" in path:
         return path.split("site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
-    for marker in ("/trioherd/", "/bench/"):
-        if marker in path:
-            return marker.strip("/") + "/" + path.split(marker, 1)[1]
-    if "/lib/python3" in path:
+    for marker in ("trioherd/", "bench/"):
+        if path.startswith(marker) or f"/{marker}" in path:
+            return marker + path.split(marker, 1)[1]
+    if "lib/python3" in path:
         return "stdlib:" + path.rsplit("/", 1)[-1]
     return path
 
@@ -49,7 +49,7 @@ def summarise(document: dict[str, Any], top: int) -> str:
             self_time[f"{leaf['name']} ({_package(leaf.get('file', '?'))})"] += weight
             for package in {_package(frames[i].get("file", "?")).split("/")[0] for i in stack}:
                 inclusive[package] += weight
-    lines = [f"busy samples: {total}", "", "inclusive share by package:"]
+    lines = [f"busy time sampled: {total:.2f} s", "", "inclusive share by package:"]
     lines += [f"  {100 * n / total:5.1f}%  {name}" for name, n in inclusive.most_common(top)]
     lines += ["", "self time, top functions:"]
     lines += [f"  {100 * n / total:5.1f}%  {name}" for name, n in self_time.most_common(top)]

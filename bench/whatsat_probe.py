@@ -51,6 +51,23 @@ async def _profile(pid: int, seconds: float, path: Path) -> asyncio.subprocess.P
     )  # fmt: skip
 
 
+def _shorten_paths(path: Path) -> None:
+    """Make a profile's file names machine-independent: ``site-packages/httpx/...``,
+    ``trioherd/...``, ``lib/python3.11/...``."""
+    document = json.loads(path.read_text())
+    root = str(Path(__file__).resolve().parent.parent) + "/"
+    for frame in document["shared"]["frames"]:
+        name = frame.get("file", "")
+        if "site-packages/" in name:
+            name = "site-packages/" + name.split("site-packages/", 1)[1]
+        elif name.startswith(root):
+            name = name[len(root) :]
+        elif "/lib/python3" in name:
+            name = "lib/python3" + name.split("/lib/python3", 1)[1]
+        frame["file"] = name
+    path.write_text(json.dumps(document))
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     """Every round of every case; the document written to ``--out``."""
     settings = bench_settings.adjust(bench_settings.FULL, duration_s=args.duration)
@@ -109,6 +126,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         outcome = await whatsat(env, {"clients": clients})
                         if spy is not None:
                             await spy.wait()
+                            _shorten_paths(path)
                         figures = outcome.figures
                         hill_cpu = outcome.cpu.get("Hill", 0.0)
                         per_request_us = (
@@ -143,7 +161,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             for herd in herds.values():
                 await herd.stop()
             await places.stop()
-    return {"command": " ".join(sys.argv), "runs": runs, "summary": summarise(runs, args)}
+    command = " ".join(["python -m bench.whatsat_probe", *sys.argv[1:]])
+    return {"command": command, "runs": runs, "summary": summarise(runs, args)}
 
 
 def summarise(runs: list[dict[str, Any]], args: argparse.Namespace) -> list[dict[str, Any]]:
