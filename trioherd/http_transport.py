@@ -101,10 +101,12 @@ class LeanTransport(httpx.AsyncBaseTransport):
             self._reused = True
         else:
             await self._close()
+        # Given as content, the body is read (and decoded, if gzip) here, so
+        # a body that fails to decode raises httpx.DecodingError from this call.
         return httpx.Response(
             reader.status,
             headers=reader.headers,
-            stream=httpx.ByteStream(reader.body),
+            content=reader.body,
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": reader.reason.encode()},
         )
 

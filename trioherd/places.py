@@ -123,8 +123,14 @@ class HttpPlaces:
         self._free = trio.Semaphore(len(self._idle))
         # Every request is the endpoint plus our parameters; parsed once,
         # here, so that a bad URL is a start-up error, not a reply's.
-        self._url = str(httpx.URL(url))
+        parsed = httpx.URL(url)
+        self._url = str(parsed)
         self._joiner = "&" if "?" in self._url else "?"
+        # The headers of every request, Host included, as httpx would send
+        # them. Given these and an empty body as a stream, httpx.Request
+        # skips working out default headers and rebuilding its Headers on
+        # every request (30 of its ~90 us).
+        self._headers = [(b"Host", parsed.netloc), *_HEADERS]
         self._key = key
         self._timeout = timeout
         # httpx's per-phase timeouts, as a client would set them; the
@@ -143,7 +149,8 @@ class HttpPlaces:
         request = httpx.Request(
             "GET",
             self._url + self._joiner + urlencode(params),
-            headers=_HEADERS,
+            headers=self._headers,
+            stream=_NO_BODY,
             extensions=self._extensions,
         )
         with trio.move_on_after(self._timeout):
@@ -167,12 +174,14 @@ class HttpPlaces:
         return text.replace(self._key, "<key>") if self._key else text
 
 
-#: What an httpx client would send besides Host (which httpx.Request adds).
-_HEADERS = {
-    "Accept": "*/*",
-    "Accept-Encoding": "gzip, deflate",
-    "User-Agent": f"trioherd httpx/{httpx.__version__}",
-}
+#: What an httpx client would send besides Host.
+_HEADERS = [
+    (b"Accept", b"*/*"),
+    (b"Accept-Encoding", b"gzip, deflate"),
+    (b"User-Agent", f"trioherd httpx/{httpx.__version__}".encode()),
+]
+#: A GET's body.
+_NO_BODY = httpx.ByteStream(b"")
 
 
 def _describe(exc: httpx.HTTPError) -> str:
