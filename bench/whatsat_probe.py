@@ -201,6 +201,45 @@ def summarise(runs: list[dict[str, Any]], args: argparse.Namespace) -> list[dict
     return rows
 
 
+def render(document: dict[str, Any]) -> str:
+    """A results file as a Markdown table: min-max over rounds, ratios within rounds."""
+
+    def span(figures: dict[str, float], unit: str = "") -> str:
+        low, high = figures["min"], figures["max"]
+        if low == high:
+            return f"{low:,.0f}{unit}"
+        return f"{low:,.0f}-{high:,.0f}{unit}"
+
+    def ratio(row: dict[str, Any], key: str) -> str:
+        found = [v for k, v in row.items() if k.startswith(f"{key}_ratio_")]
+        if not found:
+            return ""
+        return f"{found[0]['min']:.2f}-{found[0]['max']:.2f}x"
+
+    lines = [
+        "| C | implementation | req/s | p99 ms | Hill CPU µs/WHATSAT "
+        "| baseline/this req/s | baseline/this p99 | baseline/this CPU |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in document["summary"]:
+        lines.append(
+            f"| {row['clients']} | {row['impl']} | {span(row['throughput'])} "
+            f"| {span(row['p99_ms'])} | {span(row['hill_cpu_us_per_whatsat'])} "
+            f"| {ratio(row, 'throughput')} | {ratio(row, 'p99_ms')} "
+            f"| {ratio(row, 'hill_cpu_us_per_whatsat')} |"
+        )
+    direct = [r for r in document["runs"] if r["impl"] == "places-direct"]
+    for clients in sorted({r["clients"] for r in direct}):
+        mine = [r for r in direct if r["clients"] == clients]
+        rates = [r["throughput"] for r in mine]
+        per = [1e4 * r["places_cpu_percent"] / r["throughput"] for r in mine if r["throughput"]]
+        lines.append(
+            f"| {clients} | Places server asked directly | {min(rates):,.0f}-{max(rates):,.0f} "
+            f"| | Places: {min(per):,.0f}-{max(per):,.0f} | | | |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m bench.whatsat_probe", description=__doc__)
@@ -212,8 +251,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--direct", action="store_true", help="also ask the Places server directly at each C"
     )
     parser.add_argument("--py-spy", type=Path, metavar="DIR", help="profile Hill in round 0")
-    parser.add_argument("--out", type=Path, required=True, help="the JSON file to write")
+    parser.add_argument("--out", type=Path, help="the JSON file to write")
+    parser.add_argument("--show", type=Path, metavar="FILE", help="print FILE as a table")
     args = parser.parse_args(argv)
+    if args.show is not None:
+        print(render(json.loads(args.show.read_text())))
+        return 0
+    if args.out is None:
+        parser.error("--out is required")
     args.impls = args.impls.split(",")
     args.clients = [int(c) for c in args.clients.split(",")]
     unknown = [name for name in args.impls if name not in IMPLEMENTATIONS]
