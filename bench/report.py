@@ -263,15 +263,6 @@ def cpu_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
     return lines
 
 
-def _hill_cpu_per_request(record: Mapping[str, Any] | None) -> float | None:
-    """Hill's CPU per request of a step, in µs (free of how busy the machine was)."""
-    if not record:
-        return None
-    rate = lookup(record.get("figures"), "throughput")
-    hill = (record.get("cpu") or {}).get("Hill")
-    return 1e4 * hill / rate if rate and hill else None
-
-
 def _figure(
     index: Mapping[tuple[str, str, str], Mapping[str, Any]],
     kind: str,
@@ -408,8 +399,8 @@ def targets(records: Sequence[Mapping[str, Any]], impls: Sequence[str]) -> list[
                 _figure(index, "whatsat", case, "asyncio", "p99_ms"),
             )
             cpu = ratio(
-                _hill_cpu_per_request(index.get(("whatsat", case, BASELINE))),
-                _hill_cpu_per_request(index.get(("whatsat", case, "asyncio"))),
+                _figure(index, "whatsat", case, BASELINE, "hill_cpu_us"),
+                _figure(index, "whatsat", case, "asyncio", "hill_cpu_us"),
             )
             met = (
                 tp is not None
@@ -456,7 +447,7 @@ def targets(records: Sequence[Mapping[str, Any]], impls: Sequence[str]) -> list[
     else:
         add(name, "n/a", "needs whatsat and its direct step")
 
-    # 6. The load generator is not the bottleneck.
+    # 8. The load generator is not the bottleneck.
     name = "load generator ceiling >= 2x the best herd IAMAT throughput"
     ceiling = [r for r in records if r["kind"] == "ceiling" and r["case"].startswith("iamat")]
     best = max(
