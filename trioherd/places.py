@@ -89,8 +89,10 @@ class HttpPlaces:
     its wait for a free connection included, is bounded by ``timeout``
     seconds.
 
-    Each :class:`httpx.AsyncHTTPTransport` holds one connection, and this
-    class lends them out, the most recently used first, so that warm
+    Each transport (our :class:`~trioherd.http_transport.LeanTransport`, or
+    an :class:`httpx.AsyncHTTPTransport` limited to one connection with
+    ``--places-transport httpx``) holds one connection, and this class lends
+    them out, the most recently used first, so that warm
     connections are reused. httpcore's own pool, asked to hold many
     connections, scans all of them (and polls each one's socket) on every
     request and every response: at 500 connections that was ~10 ms of CPU a
