@@ -38,7 +38,7 @@ from typing import Any
 
 from bench import settings as bench_settings
 from bench.impls import IMPLEMENTATIONS
-from bench.procs import Herd, places_url, start_places_server
+from bench.procs import bench_herd, places_url, start_places_server
 from bench.workloads import Env, places_alone, whatsat
 
 
@@ -77,18 +77,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         workdir = Path(tmp)
         places, port = await start_places_server(workdir, settings.places_latency_ms)
         herds = {
-            impl.name: Herd(
-                impl,
-                ["Hill"],
-                workdir / impl.name,
-                log_level="warning",
-                places_url=places_url(port),
-            )
+            impl.name: bench_herd(impl, ["Hill"], workdir / impl.name, "warning", places_url(port))
             for impl in impls
         }
         try:
             for herd in herds.values():
-                await herd.start()
+                await herd.start_all()
             for round_ in range(args.rounds):
                 for case, clients in enumerate(args.clients):
                     if args.direct:
