@@ -16,7 +16,8 @@ from trioherd.places import OfflinePlaces, open_places
 from trioherd.places_server import PlacesServer
 from trioherd.stream import LEAN_STREAMS, StreamFactory
 
-PROG = "python -m trioherd"
+#: The program's name as the console script; ``python -m trioherd`` passes its own.
+PROG = "trioherd"
 
 
 async def serve(options: Options, logs: HerdLogs, streams: StreamFactory = LEAN_STREAMS) -> None:
@@ -53,18 +54,24 @@ async def serve(options: Options, logs: HerdLogs, streams: StreamFactory = LEAN_
         nursery.cancel_scope.cancel()
 
 
-def main(argv: Sequence[str] | None = None, *, streams: StreamFactory = LEAN_STREAMS) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    prog: str = PROG,
+    *,
+    streams: StreamFactory = LEAN_STREAMS,
+) -> int:
     """Entry point; returns the exit status.
 
     Args:
         argv: the command line's words (default: ``sys.argv[1:]``).
+        prog: the program's name in messages (``python -m trioherd`` passes its own).
         streams: where the servers' streams come from (the bench passes
             another factory to measure; users have no reason to).
     """
-    options = parse_options(argv, PROG)
+    options = parse_options(argv, prog)
     try:
         with HerdLogs(options.log_dir, options.names, level=options.log_level) as logs:
             trio.run(serve, options, logs, streams)
     except BaseException as exc:
-        return exit_status(exc, PROG)
+        return exit_status(exc, prog)
     return 0

@@ -14,15 +14,25 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
+from trioherd import __version__
 from trioherd.core.config import CS131_HERD, BindError, ConfigError, HerdConfig, load_herd
 from trioherd.core.framing import DEFAULT_MAX_LINE
 from trioherd.logs import LogSetupError
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line, not a usage dump."""
+    """An argument parser whose errors are one line, not a usage dump.
+
+    Every one of our programs answers ``--version`` with trioherd's version.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_argument(
+            "--version", action="version", version=f"%(prog)s (trioherd {__version__})"
+        )
 
     def error(self, message: str) -> NoReturn:
         print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
@@ -146,7 +156,12 @@ def build_parser(prog: str, implementation: str) -> OneLineParser:
     places.add_argument(
         "--places-server",
         action="store_true",
-        help="start our own Places server in this process and use it over HTTP",
+        help="start our own Places server and use it over HTTP: "
+        + (
+            "a task in this process"
+            if implementation == "trio"
+            else "a child process (python -m trioherd.places_server), as asyncio cannot host it"
+        ),
     )
     places.add_argument(
         "--places-timeout",

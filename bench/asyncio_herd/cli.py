@@ -93,11 +93,15 @@ def main(
     server with the same command line.
     """
     options = parse_options(argv, prog, implementation="asyncio")
+    if options.uvloop:
+        try:
+            import uvloop
+        except ModuleNotFoundError:
+            print(f"{prog}: --uvloop needs uvloop: pip install -e '.[bench]'", file=sys.stderr)
+            return 1
     try:
         with HerdLogs(options.log_dir, options.names, level=options.log_level) as logs:
             if options.uvloop:
-                import uvloop
-
                 uvloop.run(serve(options, logs, server_class))
             else:
                 asyncio.run(serve(options, logs, server_class))
