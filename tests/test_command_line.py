@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 import socket
 import subprocess
 import sys
@@ -11,11 +13,14 @@ import pytest
 import trio
 
 import bench.asyncio_herd.cli
+import bench.asyncio_herd.places
 import trioherd.cli
 import trioherd.client
+import trioherd.places
 from trioherd import __version__
 from trioherd.client import EXIT_REJECTED, rejected
 from trioherd.herd import RunningHerd
+from trioherd.offline.cache import LOADING_NOTE
 
 from support import WAIT
 
@@ -114,3 +119,23 @@ def test_a_port_in_use_leaves_no_empty_logs(
     assert status == 1
     assert "address already in use" in capsys.readouterr().err
     assert not log_dir.exists()
+
+
+READY = re.compile(
+    r"offline places index ready in \d+\.\d s: [\d,]+ places, "
+    r"(read from its cache|built from GeoNames data, cache written to .+)"
+)
+
+
+async def test_the_first_start_says_when_the_index_is_ready() -> None:
+    notes: list[str] = []
+    await trioherd.places.OfflinePlaces().warm_up(notes.append)
+    assert notes[0] == LOADING_NOTE
+    assert READY.fullmatch(notes[1]), notes
+
+
+def test_the_asyncio_herd_says_so_too() -> None:
+    notes: list[str] = []
+    asyncio.run(bench.asyncio_herd.places.OfflinePlaces().warm_up(notes.append))
+    assert notes[0] == LOADING_NOTE
+    assert READY.fullmatch(notes[1]), notes

@@ -9,7 +9,7 @@ from functools import partial
 import trio
 
 from trioherd.herd import RunningHerd, run_herd
-from trioherd.logs import HerdLogs
+from trioherd.logs import HerdLogs, note
 from trioherd.offline.nearby import NEARBY_PATH
 from trioherd.options import Options, exit_status, parse_options
 from trioherd.places import OfflinePlaces, open_places
@@ -31,7 +31,7 @@ async def serve(options: Options, logs: HerdLogs, streams: StreamFactory = LEAN_
         async with open_places(options.places, url) as places:
             if isinstance(places, OfflinePlaces):
                 # Read the index while the herd starts, not at the first WHATSAT.
-                nursery.start_soon(places.warm_up)
+                nursery.start_soon(places.warm_up, partial(note, logs, options.names))
             async with trio.open_nursery() as herd_nursery:
                 running: RunningHerd = await herd_nursery.start(
                     partial(

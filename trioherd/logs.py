@@ -13,6 +13,7 @@ import contextlib
 import logging
 import logging.handlers
 import queue
+import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -152,3 +153,14 @@ class _OnlyServer(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return record.name == self._logger_name
+
+
+def note(logs: HerdLogs, names: Iterable[str], message: str) -> None:
+    """Say ``message`` on standard error and in the log of every server ``names``.
+
+    For news about the whole process (the offline index is ready), which a
+    user at a terminal and each server's log both want.
+    """
+    print(message, file=sys.stderr, flush=True)
+    for name in names:
+        logs.logger(name).info("%s", message)

@@ -12,7 +12,7 @@ from functools import partial
 from bench.asyncio_herd.herd import RunningHerd, run_herd
 from bench.asyncio_herd.places import OfflinePlaces, open_places
 from bench.asyncio_herd.server import HerdServer
-from trioherd.logs import HerdLogs
+from trioherd.logs import HerdLogs, note
 from trioherd.options import Options, exit_status, parse_options
 
 PROG = "python -m bench.asyncio_herd"
@@ -64,7 +64,7 @@ async def serve(
         warm_up = None
         if isinstance(places, OfflinePlaces):
             # Read the index while the herd starts, not at the first WHATSAT.
-            warm_up = asyncio.create_task(places.warm_up())
+            warm_up = asyncio.create_task(places.warm_up(partial(note, logs, options.names)))
         try:
             await run_herd(
                 options.herd,
