@@ -10,6 +10,8 @@ import trio
 
 from trioherd.herd import RunningHerd, run_herd
 from trioherd.logs import HerdLogs, note
+from trioherd.metrics import MeteredPlaces, MetricsBoard
+from trioherd.metrics_server import serve_metrics
 from trioherd.offline.nearby import NEARBY_PATH
 from trioherd.options import Options, exit_status, parse_options
 from trioherd.places import OfflinePlaces, open_places
@@ -32,6 +34,13 @@ async def serve(options: Options, logs: HerdLogs, streams: StreamFactory = LEAN_
             if isinstance(places, OfflinePlaces):
                 # Read the index while the herd starts, not at the first WHATSAT.
                 nursery.start_soon(places.warm_up, partial(note, logs, options.names))
+            board = None
+            if options.metrics is not None:
+                places = metered = MeteredPlaces(places)
+                board = MetricsBoard("trio", metered)
+                host, port = options.metrics
+                port = await nursery.start(serve_metrics, board, host, port)
+                print(f"Metrics on http://{host}:{port}/metrics", file=sys.stderr, flush=True)
             async with trio.open_nursery() as herd_nursery:
                 running: RunningHerd = await herd_nursery.start(
                     partial(
@@ -44,6 +53,8 @@ async def serve(options: Options, logs: HerdLogs, streams: StreamFactory = LEAN_
                         streams=streams,
                     )
                 )
+                if board is not None:
+                    board.servers = running.servers
                 for name, (host, port) in running.addresses.items():
                     print(
                         f"{name} listening on {host}:{port}, log {logs.log_dir / name}.log",

@@ -79,6 +79,8 @@ class Options:
     places: PlacesOptions = PlacesOptions()
     #: Run on uvloop (the asyncio contrast only).
     uvloop: bool = False
+    #: Where to serve /metrics and /healthz, ``(host, port)``; ``None``: nowhere.
+    metrics: tuple[str, int] | None = None
 
 
 def build_parser(prog: str, implementation: str) -> OneLineParser:
@@ -134,6 +136,24 @@ def build_parser(prog: str, implementation: str) -> OneLineParser:
         parser.add_argument(
             "--uvloop", action="store_true", help="run the asyncio event loop on uvloop"
         )
+    metrics = parser.add_argument_group(
+        "metrics",
+        "With --metrics-port, the process answers HTTP GET /metrics (Prometheus text: "
+        "connections, lines, replies, table size, links, flood lag, Places requests) and "
+        "/healthz (JSON: listening, links up; 200, or 503 while starting or stopping).",
+    )
+    metrics.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve /metrics and /healthz on this port (0: any; default: no metrics)",
+    )
+    metrics.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="address for --metrics-port (default 127.0.0.1; 0.0.0.0 for a scraper elsewhere)",
+    )
     places = parser.add_argument_group(
         "places",
         f"WHATSAT asks Google's Nearby Search when ${KEY_VARIABLE} or --places-key-file "
@@ -248,6 +268,8 @@ def parse_options(
             parser.error(str(exc))
     if args.max_line < 16:
         parser.error("--max-line must be at least 16 bytes")
+    if args.metrics_port is not None and not 0 <= args.metrics_port < 65536:
+        parser.error("--metrics-port must be a port number (0-65535)")
     places = _places_options(parser, args, environ)
     return Options(
         herd,
@@ -257,6 +279,7 @@ def parse_options(
         args.max_line,
         places,
         uvloop=getattr(args, "uvloop", False),
+        metrics=None if args.metrics_port is None else (args.metrics_host, args.metrics_port),
     )
 
 

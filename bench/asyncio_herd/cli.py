@@ -10,9 +10,11 @@ from collections.abc import AsyncIterator, Sequence
 from functools import partial
 
 from bench.asyncio_herd.herd import RunningHerd, run_herd
+from bench.asyncio_herd.metrics_server import serve_metrics
 from bench.asyncio_herd.places import OfflinePlaces, open_places
 from bench.asyncio_herd.server import HerdServer
 from trioherd.logs import HerdLogs, note
+from trioherd.metrics import MeteredPlaces, MetricsBoard
 from trioherd.options import Options, exit_status, parse_options
 
 PROG = "python -m bench.asyncio_herd"
@@ -43,7 +45,9 @@ async def places_server_process() -> AsyncIterator[str]:
         await process.wait()
 
 
-def _announce(logs: HerdLogs, running: RunningHerd) -> None:
+def _announce(logs: HerdLogs, board: MetricsBoard | None, running: RunningHerd) -> None:
+    if board is not None:
+        board.servers = running.servers
     for name, (host, port) in running.addresses.items():
         print(
             f"{name} listening on {host}:{port}, log {logs.log_dir / name}.log",
@@ -61,10 +65,20 @@ async def serve(
         if options.places.local_server:
             url = await stack.enter_async_context(places_server_process())
         places = await stack.enter_async_context(open_places(options.places, url))
+        offline = places if isinstance(places, OfflinePlaces) else None
+        board = None
+        if options.metrics is not None:
+            places = metered = MeteredPlaces(places)
+            board = MetricsBoard("asyncio", metered)
+            host, port = options.metrics
+            # Closed on the way out: asyncio.Server is its own context manager.
+            metrics = await stack.enter_async_context(await serve_metrics(board, host, port))
+            port = metrics.sockets[0].getsockname()[1]
+            print(f"Metrics on http://{host}:{port}/metrics", file=sys.stderr, flush=True)
         warm_up = None
-        if isinstance(places, OfflinePlaces):
+        if offline is not None:
             # Read the index while the herd starts, not at the first WHATSAT.
-            warm_up = asyncio.create_task(places.warm_up(partial(note, logs, options.names)))
+            warm_up = asyncio.create_task(offline.warm_up(partial(note, logs, options.names)))
         try:
             await run_herd(
                 options.herd,
@@ -73,7 +87,7 @@ async def serve(
                 logs,
                 max_line=options.max_line,
                 server_class=server_class,
-                started=partial(_announce, logs),
+                started=partial(_announce, logs, board),
             )
         finally:
             # Not in a TaskGroup: nothing would cancel it but us.
