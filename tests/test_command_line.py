@@ -139,3 +139,31 @@ def test_the_asyncio_herd_says_so_too() -> None:
     asyncio.run(bench.asyncio_herd.places.OfflinePlaces().warm_up(notes.append))
     assert notes[0] == LOADING_NOTE
     assert READY.fullmatch(notes[1]), notes
+
+
+def test_a_metrics_port_in_use_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "herd.toml"
+    config.write_text("[servers.Hill]\nport = 0\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        status = trioherd.cli.main(
+            [
+                "Hill",
+                "--config",
+                str(config),
+                "--log-dir",
+                str(tmp_path / "logs"),
+                "--metrics-port",
+                str(port),
+                "--places-url",
+                "http://127.0.0.1:9/",
+            ]
+        )
+    assert status == 1
+    assert capsys.readouterr().err.endswith(
+        f"trioherd: error: cannot listen on 127.0.0.1:{port}: address already in use\n"
+    )
