@@ -1,13 +1,12 @@
-"""What the core's counters cost: ``ServerState.handle_lines`` with and without them.
+"""What the core's counters cost: ``ServerState.handle`` with and without them.
 
-    git archive 462a5a6 | tar -x -C /tmp/before     # a tree without counters
+    git archive 171c840 | tar -x -C /tmp/before     # a tree without counters
     python -m bench.counters_cost /tmp/before --out bench/results/counters-cost/results.json
 
 Each round runs the same timing code twice, in fresh processes, once on the
 tree given (the baseline) and once on this checkout, in alternating order,
 so a slow spell of a shared machine spoils a round of both rather than
-every round of one. Two cases, each a batch of lines as one read brings
-them:
+every round of one. Two cases:
 
 * ``iamat``: IAMATs from 1,000 clients, each newer than the last, so each
   is stored and flooded to two neighbours' outboxes (the hot path of the
@@ -69,9 +68,11 @@ def run(case):
         now = time.time_ns()
         # CPU time of this thread: on a shared machine, wall time would
         # count the time other processes held the core.
+        handle = state.handle
         start = time.thread_time_ns()
         for lines in batches:
-            state.handle_lines(lines, now, peer)
+            for line in lines:
+                handle(line, now, peer)
         best = min(best, (time.thread_time_ns() - start) / (BATCH * BATCHES))
     return best
 print(json.dumps({case: run(case) for case in ("iamat", "peer-at")}))
@@ -95,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line."""
     parser = argparse.ArgumentParser(
         prog="python -m bench.counters_cost",
-        description="Time ServerState.handle_lines here and in a baseline tree, interleaved.",
+        description="Time ServerState.handle here and in a baseline tree, interleaved.",
     )
     parser.add_argument("baseline", type=Path, help="a trioherd source tree to compare with")
     parser.add_argument("--rounds", type=int, default=7, help="rounds (default 7)")

@@ -117,7 +117,9 @@ def test_a_port_in_use_leaves_no_empty_logs(
         log_dir = tmp_path / "logs"
         status = trioherd.cli.main(["--all", "--config", str(config), "--log-dir", str(log_dir)])
     assert status == 1
-    assert "address already in use" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "address already in use" in err
+    assert err.count("\n") == 1, err
     assert not log_dir.exists()
 
 

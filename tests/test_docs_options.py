@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import bench.cli
+import bench.counters_cost
 import bench.flood_probe
 import bench.loadgen
 import bench.places_faults
@@ -37,6 +38,7 @@ PROGRAMS: list[tuple[str, str, Callable[[], argparse.ArgumentParser], tuple[str,
     ("bench/README.md", "flood_probe", bench.flood_probe.build_parser, ()),
     ("bench/README.md", "places_stub", bench.places_stub.build_parser, ()),
     ("bench/README.md", "places_index", bench.places_index.build_parser, ()),
+    ("bench/README.md", "counters_cost", bench.counters_cost.build_parser, ()),
 ]
 
 

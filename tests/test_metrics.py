@@ -89,11 +89,13 @@ async def test_counters_move_under_a_small_load(
             iamats = b"".join(b"IAMAT m%d +34.068930-118.445127 %d.5\n" % (i, i) for i in range(20))
             await talk(hill, iamats + b"WHATSAT m1 10 3\nWHATSAT m2 10 3\nnonsense\nIAMAT x\n")
 
-            async def campbell_has_all() -> bool:
+            async def everyone_has_all() -> bool:
                 now = await scrape(port)
-                return value(now, "trioherd_table_clients", server="Campbell") == 20
+                return all(
+                    value(now, "trioherd_table_clients", server=name) == 20 for name in herd.names
+                )
 
-            await eventually(campbell_has_all, "the flood to reach Campbell")
+            await eventually(everyone_has_all, "the flood to reach every server")
             after = await scrape(port)
             nursery.cancel_scope.cancel()
 

@@ -31,9 +31,7 @@ async def serve(options: Options, logs: HerdLogs, streams: StreamFactory = LEAN_
             url = f"http://127.0.0.1:{port}{NEARBY_PATH}"
             print(f"Places server on {url}", file=sys.stderr, flush=True)
         async with open_places(options.places, url) as places:
-            if isinstance(places, OfflinePlaces):
-                # Read the index while the herd starts, not at the first WHATSAT.
-                nursery.start_soon(places.warm_up, partial(note, logs, options.names))
+            offline = places if isinstance(places, OfflinePlaces) else None
             board = None
             if options.metrics is not None:
                 places = metered = MeteredPlaces(places)
@@ -61,6 +59,10 @@ async def serve(options: Options, logs: HerdLogs, streams: StreamFactory = LEAN_
                         file=sys.stderr,
                         flush=True,
                     )
+                if offline is not None:
+                    # Read the index now, not at the first WHATSAT; not before
+                    # the servers listen, so a start that fails says only why.
+                    nursery.start_soon(offline.warm_up, partial(note, logs, options.names))
         # The herd has stopped: stop what was started beside it.
         nursery.cancel_scope.cancel()
 

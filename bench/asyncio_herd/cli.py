@@ -75,10 +75,16 @@ async def serve(
             metrics = await stack.enter_async_context(await serve_metrics(board, host, port))
             port = metrics.sockets[0].getsockname()[1]
             print(f"Metrics on http://{host}:{port}/metrics", file=sys.stderr, flush=True)
-        warm_up = None
-        if offline is not None:
-            # Read the index while the herd starts, not at the first WHATSAT.
-            warm_up = asyncio.create_task(offline.warm_up(partial(note, logs, options.names)))
+        warm_ups: list[asyncio.Task[None]] = []
+
+        def started(running: RunningHerd) -> None:
+            _announce(logs, board, running)
+            if offline is not None:
+                # Read the index now, not at the first WHATSAT; not before
+                # the servers listen, so a start that fails says only why.
+                warm_up = offline.warm_up(partial(note, logs, options.names))
+                warm_ups.append(asyncio.create_task(warm_up))
+
         try:
             await run_herd(
                 options.herd,
@@ -87,12 +93,12 @@ async def serve(
                 logs,
                 max_line=options.max_line,
                 server_class=server_class,
-                started=partial(_announce, logs, board),
+                started=started,
             )
         finally:
             # Not in a TaskGroup: nothing would cancel it but us.
-            if warm_up is not None:
-                warm_up.cancel()
+            for task in warm_ups:
+                task.cancel()
 
 
 def main(
