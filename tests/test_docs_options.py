@@ -16,6 +16,7 @@ import bench.loadgen
 import bench.places_faults
 import bench.places_index
 import bench.places_stub
+import bench.profile
 import trioherd.client
 import trioherd.places_server
 from bench.impls import IMPLEMENTATIONS
@@ -39,6 +40,7 @@ PROGRAMS: list[tuple[str, str, Callable[[], argparse.ArgumentParser], tuple[str,
     ("bench/README.md", "places_stub", bench.places_stub.build_parser, ()),
     ("bench/README.md", "places_index", bench.places_index.build_parser, ()),
     ("bench/README.md", "counters_cost", bench.counters_cost.build_parser, ()),
+    ("bench/README.md", "profile", bench.profile.build_parser, ()),
 ]
 
 
