@@ -64,9 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--out",
         type=Path,
-        default=DEFAULT_OUT,
         metavar="DIR",
-        help="where results.json, table.txt and the PNG plots go (default: bench/results)",
+        help="where results.json, table.txt and the PNG plots go (default: bench/results; "
+        "with --quick, a new temporary directory, so a smoke run never replaces the "
+        "committed full run)",
     )
     parser.add_argument(
         "--log-level",
@@ -156,6 +157,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, reason in skipped.items():
         print(f"{PROG}: skipping {name}: {reason}", file=sys.stderr)
     steps = plan(settings, args.workloads, list(impls))
+    if args.out is None:
+        args.out = (
+            Path(tempfile.mkdtemp(prefix="trioherd-bench-quick-")) if args.quick else DEFAULT_OUT
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     print(
         f"{PROG}: {len(steps)} steps ({'quick' if args.quick else 'full'} run), "

@@ -19,6 +19,7 @@ import argparse
 import statistics
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import trio
@@ -105,12 +106,19 @@ def _ms(values: list[float]) -> str:
     return f"median {statistics.median(ordered) * 1000:.3f} ms, p99 {p99 * 1000:.3f} ms"
 
 
-def main() -> None:
-    """Command line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.flood_probe", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--impl", default="trioherd", help="module run as python -m IMPL")
     parser.add_argument("--count", type=int, default=500, help="IAMATs to time (default 500)")
-    args = parser.parse_args()
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Command line entry point."""
+    args = build_parser().parse_args(argv)
     with tempfile.TemporaryDirectory() as workdir:
         rtts, floods = trio.run(run, args.impl, Path(workdir), args.count)
     print(f"{args.impl}: {args.count} IAMATs at Hill, each server its own process")

@@ -662,8 +662,8 @@ def ceiling(port: int) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m bench.loadgen``."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
     parser = argparse.ArgumentParser(
         prog="python -m bench.loadgen",
         description="The benchmark's load generator (driven by python -m bench).",
@@ -671,8 +671,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("worker", help="run one job given as JSON on stdin")
     serve = commands.add_parser("ceiling", help="a trivial server: the load generator's ceiling")
-    serve.add_argument("--port", type=int, default=0)
-    args = parser.parse_args(argv)
+    serve.add_argument("--port", type=int, default=0, help="port (default 0: any)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m bench.loadgen``."""
+    args = build_parser().parse_args(argv)
     if args.command == "worker":
         return worker()
     return ceiling(args.port)

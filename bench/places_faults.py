@@ -28,6 +28,7 @@ from typing import Literal
 import trio
 
 from trioherd.offline.nearby import KeyPolicy
+from trioherd.options import OneLineParser
 from trioherd.places_server import PlacesServer, Reply, command_line, key_policy, run
 
 PROG = "python -m bench.places_faults"
@@ -136,8 +137,8 @@ def parse_latency(text: str) -> tuple[float, float]:
     return low / 1000, high / 1000
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit status."""
+def build_parser() -> OneLineParser:
+    """The Places server's command line, and the faults' options."""
     parser = command_line(PROG)
     parser.add_argument(
         "--latency",
@@ -160,6 +161,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--hang", action="store_true", help="accept requests, never answer")
     parser.add_argument("--seed", type=int, help="seed for latency and errors")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         latency = parse_latency(args.latency)

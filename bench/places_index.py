@@ -52,12 +52,20 @@ def _time_queries(
     return statistics.median(samples), p99, len(found)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Print the figures."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.places_index",
+        description=__doc__.splitlines()[0] if __doc__ else None,
+    )
     parser.add_argument("--queries", type=int, default=2000, help="timed queries per case")
     parser.add_argument("--limit", type=int, default=20, help="results per query")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print the figures."""
+    args = build_parser().parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="places-bench-") as cache_dir:
         start = time.perf_counter()

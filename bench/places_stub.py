@@ -96,13 +96,23 @@ class PlacesStub:
             await server.serve_forever()
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
+    parser = argparse.ArgumentParser(prog="python -m bench.places_stub", description=__doc__)
+    parser.add_argument("--port", type=int, default=0, help="port (default 0: any)")
+    parser.add_argument(
+        "--latency",
+        default="50-150",
+        metavar="MS|LOW-HIGH",
+        help="latency in ms before each answer: fixed or uniform (default 50-150)",
+    )
+    parser.add_argument("--seed", type=int, help="seed for the latency draws")
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m bench.places_stub``."""
-    parser = argparse.ArgumentParser(prog="python -m bench.places_stub", description=__doc__)
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--latency", default="50-150", metavar="MS|LOW-HIGH")
-    parser.add_argument("--seed", type=int)
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     stub = PlacesStub(parse_latency(args.latency), args.seed)
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         try:

@@ -9,15 +9,17 @@ and the few waits (for a port to listen, for a process to exit) poll with
 standard error goes to a file in the work directory (a server that fails to
 start is reported with its last lines); standard output is discarded.
 
-Ports are picked free just before the servers start (bind to port 0, note
-the port, close): the servers of a herd must know each other's ports before
-any of them runs, so the OS cannot pick them at bind time.
+Ports are picked free just before the servers start: the servers of a herd
+must know each other's ports before any of them runs, so the OS cannot pick
+them at bind time. They are picked outside the kernel's ephemeral range
+(:func:`free_ports`), where no outgoing connection can take one meanwhile.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import random
 import resource
 import signal
 import socket
@@ -50,16 +52,43 @@ class StartError(Exception):
     """A process did not start listening; the message says why."""
 
 
-def free_ports(count: int) -> list[int]:
-    """Ports that were free a moment ago."""
-    sockets = [socket.socket() for _ in range(count)]
+#: Where the kernel takes ports for outgoing connections (Linux).
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+#: Below this, ports are for well-known services and are left alone.
+LOWEST_PORT = 10000
+
+
+def ephemeral_range() -> tuple[int, int]:
+    """The kernel's ephemeral port range, inclusive (Linux's default if unreadable)."""
     try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+        low, high = map(int, EPHEMERAL_RANGE_FILE.read_text().split())
+    except (OSError, ValueError):
+        return 32768, 60999
+    return low, high
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports on 127.0.0.1 that were free a moment ago.
+
+    Port 0 would hand out a port from the ephemeral range, and releasing it
+    until a server binds it leaves it open to any outgoing connection (the
+    load generator opens thousands), which is how "address already in use"
+    came about. So ports come from outside that range, at random (several
+    benchmarks may run at once), each checked free by binding it.
+    """
+    low, high = ephemeral_range()
+    candidates = range(LOWEST_PORT, low) if low - LOWEST_PORT >= 1000 else range(high + 1, 65536)
+    picked: list[int] = []
+    for port in random.sample(candidates, min(len(candidates), 50 * count + 100)):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        picked.append(port)
+        if len(picked) == count:
+            return picked
+    raise OSError(f"no {count} free ports between {candidates.start} and {candidates.stop - 1}")
 
 
 def herd_toml(

@@ -139,7 +139,8 @@ async def profile(args: argparse.Namespace) -> Path:
     return folded
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
     parser = argparse.ArgumentParser(
         prog="python -m bench.profile",
         description="Sample Hill with py-spy while a closed-loop load runs against it.",
@@ -156,7 +157,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--out", type=Path, default=Path("bench/results/profiles"),
         help="where the .folded and .txt files go (bench/results/profiles)",
     )  # fmt: skip
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; prints the profile's summary."""
+    args = build_parser().parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     folded = asyncio.run(profile(args))
     summary = folded.with_suffix(".txt")

@@ -52,4 +52,4 @@ class SocketStreams:
 
 
 if __name__ == "__main__":
-    sys.exit(main(streams=SocketStreams()))
+    sys.exit(main(prog="python -m bench.trio_socketstream", streams=SocketStreams()))

@@ -9,14 +9,17 @@ from functools import partial
 import trio
 
 from trioherd.herd import RunningHerd, run_herd
-from trioherd.logs import HerdLogs
+from trioherd.logs import HerdLogs, note
+from trioherd.metrics import MeteredPlaces, MetricsBoard
+from trioherd.metrics_server import serve_metrics
 from trioherd.offline.nearby import NEARBY_PATH
 from trioherd.options import Options, exit_status, parse_options
 from trioherd.places import OfflinePlaces, open_places
 from trioherd.places_server import PlacesServer
 from trioherd.stream import LEAN_STREAMS, StreamFactory
 
-PROG = "python -m trioherd"
+#: The program's name as the console script; ``python -m trioherd`` passes its own.
+PROG = "trioherd"
 
 
 async def serve(options: Options, logs: HerdLogs, streams: StreamFactory = LEAN_STREAMS) -> None:
@@ -28,9 +31,14 @@ async def serve(options: Options, logs: HerdLogs, streams: StreamFactory = LEAN_
             url = f"http://127.0.0.1:{port}{NEARBY_PATH}"
             print(f"Places server on {url}", file=sys.stderr, flush=True)
         async with open_places(options.places, url) as places:
-            if isinstance(places, OfflinePlaces):
-                # Read the index while the herd starts, not at the first WHATSAT.
-                nursery.start_soon(places.warm_up)
+            offline = places if isinstance(places, OfflinePlaces) else None
+            board = None
+            if options.metrics is not None:
+                places = metered = MeteredPlaces(places)
+                board = MetricsBoard("trio", metered)
+                host, port = options.metrics
+                port = await nursery.start(serve_metrics, board, host, port)
+                print(f"Metrics on http://{host}:{port}/metrics", file=sys.stderr, flush=True)
             async with trio.open_nursery() as herd_nursery:
                 running: RunningHerd = await herd_nursery.start(
                     partial(
@@ -43,28 +51,40 @@ async def serve(options: Options, logs: HerdLogs, streams: StreamFactory = LEAN_
                         streams=streams,
                     )
                 )
+                if board is not None:
+                    board.servers = running.servers
                 for name, (host, port) in running.addresses.items():
                     print(
                         f"{name} listening on {host}:{port}, log {logs.log_dir / name}.log",
                         file=sys.stderr,
                         flush=True,
                     )
+                if offline is not None:
+                    # Read the index now, not at the first WHATSAT; not before
+                    # the servers listen, so a start that fails says only why.
+                    nursery.start_soon(offline.warm_up, partial(note, logs, options.names))
         # The herd has stopped: stop what was started beside it.
         nursery.cancel_scope.cancel()
 
 
-def main(argv: Sequence[str] | None = None, *, streams: StreamFactory = LEAN_STREAMS) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    prog: str = PROG,
+    *,
+    streams: StreamFactory = LEAN_STREAMS,
+) -> int:
     """Entry point; returns the exit status.
 
     Args:
         argv: the command line's words (default: ``sys.argv[1:]``).
+        prog: the program's name in messages (``python -m trioherd`` passes its own).
         streams: where the servers' streams come from (the bench passes
             another factory to measure; users have no reason to).
     """
-    options = parse_options(argv, PROG)
+    options = parse_options(argv, prog)
     try:
         with HerdLogs(options.log_dir, options.names, level=options.log_level) as logs:
             trio.run(serve, options, logs, streams)
     except BaseException as exc:
-        return exit_status(exc, PROG)
+        return exit_status(exc, prog)
     return 0

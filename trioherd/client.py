@@ -11,6 +11,11 @@ messages are read from standard input, one per line. A time field of
 ``now`` in an IAMAT becomes the current time to the nanosecond. The client
 sends everything, half-closes the connection, and prints what the server
 sends until it closes its side.
+
+Exit status, for scripts: 0 when every message was answered and none with
+``? ...``; 1 when the server cannot be reached, answers nothing, or does
+not finish answering in time; 2 for a bad command line; 3 when the server rejected a message
+(a reply line starts with ``?``), its replies printed all the same.
 """
 
 from __future__ import annotations
@@ -26,7 +31,13 @@ import trio
 from trioherd.core.config import CS131_HERD, ConfigError, HerdConfig, load_herd
 from trioherd.options import OneLineParser
 
-PROG = "python -m trioherd.client"
+#: The program's name as the console script; ``python -m`` passes its own.
+PROG = "trioherd-client"
+
+#: Exit statuses (see the module's docstring).
+EXIT_UNREACHABLE = 1
+EXIT_USAGE = 2
+EXIT_REJECTED = 3
 
 
 def now_field() -> str:
@@ -77,12 +88,23 @@ async def exchange(address: tuple[str, int], payload: bytes) -> bytes:
     return b"".join(chunks)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit status."""
+def rejected(reply: bytes) -> bool:
+    """Whether the server answered any message with ``? ...``.
+
+    Only a reply line can start with ``?``: a WHATSAT's JSON lines start
+    with a brace, a space or a quote.
+    """
+    return reply.startswith(b"?") or b"\n?" in reply
+
+
+def build_parser(prog: str = PROG) -> OneLineParser:
+    """The command line."""
     parser = OneLineParser(
-        prog=PROG,
+        prog=prog,
         description="Send messages to a herd server and print its replies.",
-        epilog="Example: %(prog)s 127.0.0.1:8000 IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 now",
+        epilog="Example: %(prog)s 127.0.0.1:8000 IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 now. "
+        f"Exit status: 0 all answered; {EXIT_UNREACHABLE} cannot connect or no complete reply "
+        f"in time; {EXIT_USAGE} bad command line; {EXIT_REJECTED} a reply was '? ...'.",
     )
     parser.add_argument("target", metavar="HOST:PORT|NAME", help="a server address or name")
     parser.add_argument(
@@ -103,6 +125,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="SECONDS",
         help="give up after this long (default: 10)",
     )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    """Entry point; returns the exit status."""
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     try:
         herd = CS131_HERD if args.config is None else load_herd(args.config)
@@ -119,18 +147,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         reply = trio.run(exchange_in_time)
     except trio.TooSlowError:
-        print(f"{PROG}: error: no complete reply within {args.timeout:g} s", file=sys.stderr)
-        return 1
+        print(f"{prog}: error: no complete reply within {args.timeout:g} s", file=sys.stderr)
+        return EXIT_UNREACHABLE
     except OSError as exc:
         host, port = address
         print(
-            f"{PROG}: error: cannot talk to {host}:{port}: {exc.strerror or exc}", file=sys.stderr
+            f"{prog}: error: cannot talk to {host}:{port}: {exc.strerror or exc}", file=sys.stderr
         )
-        return 1
+        return EXIT_UNREACHABLE
+    if messages and not reply:
+        print(f"{prog}: error: the server closed the connection without answering", file=sys.stderr)
+        return EXIT_UNREACHABLE
     sys.stdout.buffer.write(reply)
     sys.stdout.flush()
-    return 0
+    return EXIT_REJECTED if rejected(reply) else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog="python -m trioherd.client"))

@@ -9,9 +9,11 @@ asyncio contrast, so neither pays for file writes on its event loop.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import logging.handlers
 import queue
+import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -69,19 +71,34 @@ class HerdLogs:
         self._handlers: list[logging.Handler] = []
         self._loggers: dict[str, logging.Logger] = {}
         formatter = _UTCFormatter(_FORMAT)
-        try:
-            log_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise LogSetupError(f"cannot use log directory {log_dir}: {exc.strerror}") from None
+        #: Files (and the directory) this process made: if it fails before
+        #: writing to them, it takes them away again (see __exit__).
+        self._made: list[Path] = []
+        if not log_dir.is_dir():
+            try:
+                log_dir.mkdir(parents=True)
+            except (FileExistsError, NotADirectoryError):
+                raise LogSetupError(
+                    f"cannot use log directory {log_dir}: a file is in the way, not a directory"
+                ) from None
+            except OSError as exc:
+                raise LogSetupError(f"cannot use log directory {log_dir}: {exc.strerror}") from None
+            self._made.append(log_dir)
         for name in names:
             # A logger of our own, not one from logging's global registry,
             # so that two herds in one process (tests do that) never share.
             logger = logging.Logger(f"trioherd.{name}", level)
+            path = log_dir / f"{name}.log"
+            existed = path.exists()
             try:
-                path = log_dir / f"{name}.log"
                 handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
             except OSError as exc:
-                raise LogSetupError(f"cannot write {log_dir / name}.log: {exc.strerror}") from None
+                for opened in self._handlers:
+                    opened.close()
+                self._remove_unused()
+                raise LogSetupError(f"cannot write {path}: {exc.strerror}") from None
+            if not existed:
+                self._made.append(path)
             handler.setFormatter(formatter)
             # Records carry their server's name to the one writer thread,
             # which sends each to its own file.
@@ -115,6 +132,18 @@ class HerdLogs:
         self._listener.stop()
         for handler in self._handlers:
             handler.close()
+        if exc is not None:
+            # A server that never started (its port in use, say) leaves no
+            # empty NAME.log behind to suggest that it did.
+            self._remove_unused()
+
+    def _remove_unused(self) -> None:
+        for path in reversed(self._made):
+            with contextlib.suppress(OSError):
+                if path.is_dir():
+                    path.rmdir()  # only if empty
+                elif path.stat().st_size == 0:
+                    path.unlink()
 
 
 class _OnlyServer(logging.Filter):
@@ -124,3 +153,14 @@ class _OnlyServer(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return record.name == self._logger_name
+
+
+def note(logs: HerdLogs, names: Iterable[str], message: str) -> None:
+    """Say ``message`` on standard error and in the log of every server ``names``.
+
+    For news about the whole process (the offline index is ready), which a
+    user at a terminal and each server's log both want.
+    """
+    print(message, file=sys.stderr, flush=True)
+    for name in names:
+        logs.logger(name).info("%s", message)

@@ -14,15 +14,25 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
+from trioherd import __version__
 from trioherd.core.config import CS131_HERD, BindError, ConfigError, HerdConfig, load_herd
 from trioherd.core.framing import DEFAULT_MAX_LINE
 from trioherd.logs import LogSetupError
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line, not a usage dump."""
+    """An argument parser whose errors are one line, not a usage dump.
+
+    Every one of our programs answers ``--version`` with trioherd's version.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_argument(
+            "--version", action="version", version=f"%(prog)s (trioherd {__version__})"
+        )
 
     def error(self, message: str) -> NoReturn:
         print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
@@ -73,6 +83,8 @@ class Options:
     places: PlacesOptions = PlacesOptions()
     #: Run on uvloop (the asyncio contrast only).
     uvloop: bool = False
+    #: Where to serve /metrics and /healthz, ``(host, port)``; ``None``: nowhere.
+    metrics: tuple[str, int] | None = None
 
 
 def build_parser(prog: str, implementation: str) -> OneLineParser:
@@ -128,6 +140,24 @@ def build_parser(prog: str, implementation: str) -> OneLineParser:
         parser.add_argument(
             "--uvloop", action="store_true", help="run the asyncio event loop on uvloop"
         )
+    metrics = parser.add_argument_group(
+        "metrics",
+        "With --metrics-port, the process answers HTTP GET /metrics (Prometheus text: "
+        "connections, lines, replies, table size, links, flood lag, Places requests) and "
+        "/healthz (JSON: listening, links up; 200, or 503 while starting or stopping).",
+    )
+    metrics.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve /metrics and /healthz on this port (0: any; default: no metrics)",
+    )
+    metrics.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="address for --metrics-port (default 127.0.0.1; 0.0.0.0 for a scraper elsewhere)",
+    )
     places = parser.add_argument_group(
         "places",
         f"WHATSAT asks Google's Nearby Search when ${KEY_VARIABLE} or --places-key-file "
@@ -150,7 +180,12 @@ def build_parser(prog: str, implementation: str) -> OneLineParser:
     places.add_argument(
         "--places-server",
         action="store_true",
-        help="start our own Places server in this process and use it over HTTP",
+        help="start our own Places server and use it over HTTP: "
+        + (
+            "a task in this process"
+            if implementation == "trio"
+            else "a child process (python -m trioherd.places_server), as asyncio cannot host it"
+        ),
     )
     places.add_argument(
         "--places-timeout",
@@ -254,6 +289,8 @@ def parse_options(
             parser.error(str(exc))
     if args.max_line < 16:
         parser.error("--max-line must be at least 16 bytes")
+    if args.metrics_port is not None and not 0 <= args.metrics_port < 65536:
+        parser.error("--metrics-port must be a port number (0-65535)")
     places = _places_options(parser, args, environ)
     return Options(
         herd,
@@ -263,6 +300,7 @@ def parse_options(
         args.max_line,
         places,
         uvloop=getattr(args, "uvloop", False),
+        metrics=None if args.metrics_port is None else (args.metrics_host, args.metrics_port),
     )
 
 

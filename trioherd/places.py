@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import ssl
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -27,7 +28,7 @@ from trioherd.core.places import (
     parse_places_answer,
 )
 from trioherd.http_transport import LeanTransport
-from trioherd.offline.cache import load_index
+from trioherd.offline.cache import LOADING_NOTE, load_index, ready_note
 from trioherd.offline.google import nearby_response
 from trioherd.offline.index import PlaceIndex
 from trioherd.options import PlacesOptions
@@ -37,6 +38,10 @@ from trioherd.options import PlacesOptions
 # setup (basicConfig in a script that imports us) must not leak it either.
 for _name in ("httpx", "httpcore"):
     logging.getLogger(_name).setLevel(logging.WARNING)
+
+
+def _ignore(note: str) -> None:
+    pass
 
 
 class OfflinePlaces:
@@ -53,14 +58,21 @@ class OfflinePlaces:
         self._index: PlaceIndex | None = None
         self._lock = trio.Lock()
 
-    async def warm_up(self) -> None:
+    async def warm_up(self, note: Callable[[str], None] = _ignore) -> None:
         """Load the index now rather than at the first WHATSAT.
 
-        A failure here is not fatal: the first WHATSAT tries again and
-        reports it in its reply.
+        ``note`` is told when the load starts and how it ended. A failure
+        here is not fatal: the first WHATSAT tries again and reports it in
+        its reply.
         """
-        with contextlib.suppress(Exception):
-            await self._load()
+        note(LOADING_NOTE)
+        started = time.monotonic()
+        try:
+            index = await self._load()
+        except Exception as exc:
+            note(f"offline places index failed to load: {exc}; WHATSATs will try again")
+        else:
+            note(ready_note(index, time.monotonic() - started))
 
     async def _load(self) -> PlaceIndex:
         if self._index is None:

@@ -83,6 +83,11 @@ class HerdServer:
         """Begin a graceful shutdown; :meth:`run` returns when it is done."""
         self._stop.set()
 
+    @property
+    def stopping(self) -> bool:
+        """Whether a shutdown has begun (no new connections are accepted)."""
+        return self._stop.is_set()
+
     async def run(
         self,
         listeners: Sequence[socket.socket],
@@ -128,12 +133,14 @@ class HerdServer:
 
     async def _serve_connection(self, sock: socket.socket, address: tuple[str, int]) -> None:
         conn = f"conn {next(self._connection_ids)} {address[0]}:{address[1]}"
+        self.state.counters.connections_opened += 1
         self.log.info("%s: accepted", conn)
         stream = self.streams.accepted(sock)
         try:
             try:
                 await self._converse(stream, conn)
             finally:
+                self.state.counters.connections_closed += 1
                 await close_stream(stream)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             self.log.info("%s: dropped: %s", conn, exc.__cause__ or exc)

@@ -2,6 +2,17 @@
 
 import sys
 
-from bench.asyncio_herd.cli import main
+try:
+    from bench.asyncio_herd.cli import main
+except ModuleNotFoundError as exc:
+    # aiohttp comes with the bench extra, not with trioherd itself.
+    if exc.name != "aiohttp":
+        raise
+    print(
+        "python -m bench.asyncio_herd: needs aiohttp, from the bench extra: "
+        "pip install -e '.[bench]'",
+        file=sys.stderr,
+    )
+    sys.exit(1)
 
-sys.exit(main())
+sys.exit(main(prog="python -m bench.asyncio_herd"))

@@ -10,9 +10,11 @@ from collections.abc import AsyncIterator, Sequence
 from functools import partial
 
 from bench.asyncio_herd.herd import RunningHerd, run_herd
+from bench.asyncio_herd.metrics_server import serve_metrics
 from bench.asyncio_herd.places import OfflinePlaces, open_places
 from bench.asyncio_herd.server import HerdServer
-from trioherd.logs import HerdLogs
+from trioherd.logs import HerdLogs, note
+from trioherd.metrics import MeteredPlaces, MetricsBoard
 from trioherd.options import Options, exit_status, parse_options
 
 PROG = "python -m bench.asyncio_herd"
@@ -43,7 +45,9 @@ async def places_server_process() -> AsyncIterator[str]:
         await process.wait()
 
 
-def _announce(logs: HerdLogs, running: RunningHerd) -> None:
+def _announce(logs: HerdLogs, board: MetricsBoard | None, running: RunningHerd) -> None:
+    if board is not None:
+        board.servers = running.servers
     for name, (host, port) in running.addresses.items():
         print(
             f"{name} listening on {host}:{port}, log {logs.log_dir / name}.log",
@@ -61,10 +65,26 @@ async def serve(
         if options.places.local_server:
             url = await stack.enter_async_context(places_server_process())
         places = await stack.enter_async_context(open_places(options.places, url))
-        warm_up = None
-        if isinstance(places, OfflinePlaces):
-            # Read the index while the herd starts, not at the first WHATSAT.
-            warm_up = asyncio.create_task(places.warm_up())
+        offline = places if isinstance(places, OfflinePlaces) else None
+        board = None
+        if options.metrics is not None:
+            places = metered = MeteredPlaces(places)
+            board = MetricsBoard("asyncio", metered)
+            host, port = options.metrics
+            # Closed on the way out: asyncio.Server is its own context manager.
+            metrics = await stack.enter_async_context(await serve_metrics(board, host, port))
+            port = metrics.sockets[0].getsockname()[1]
+            print(f"Metrics on http://{host}:{port}/metrics", file=sys.stderr, flush=True)
+        warm_ups: list[asyncio.Task[None]] = []
+
+        def started(running: RunningHerd) -> None:
+            _announce(logs, board, running)
+            if offline is not None:
+                # Read the index now, not at the first WHATSAT; not before
+                # the servers listen, so a start that fails says only why.
+                warm_up = offline.warm_up(partial(note, logs, options.names))
+                warm_ups.append(asyncio.create_task(warm_up))
+
         try:
             await run_herd(
                 options.herd,
@@ -73,12 +93,12 @@ async def serve(
                 logs,
                 max_line=options.max_line,
                 server_class=server_class,
-                started=partial(_announce, logs),
+                started=started,
             )
         finally:
             # Not in a TaskGroup: nothing would cancel it but us.
-            if warm_up is not None:
-                warm_up.cancel()
+            for task in warm_ups:
+                task.cancel()
 
 
 def main(
@@ -93,11 +113,15 @@ def main(
     server with the same command line.
     """
     options = parse_options(argv, prog, implementation="asyncio")
+    if options.uvloop:
+        try:
+            import uvloop
+        except ModuleNotFoundError:
+            print(f"{prog}: --uvloop needs uvloop: pip install -e '.[bench]'", file=sys.stderr)
+            return 1
     try:
         with HerdLogs(options.log_dir, options.names, level=options.log_level) as logs:
             if options.uvloop:
-                import uvloop
-
                 uvloop.run(serve(options, logs, server_class))
             else:
                 asyncio.run(serve(options, logs, server_class))

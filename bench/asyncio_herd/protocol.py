@@ -78,6 +78,7 @@ class HerdProtocol(asyncio.Protocol):
         host, port, *_ = transport.get_extra_info("peername") or ("?", 0)
         self._conn = f"conn {next(server._connection_ids)} {host}:{port}"
         server._protocols.add(self)
+        server.state.counters.connections_opened += 1
         server.log.info("%s: accepted", self._conn)
 
     def data_received(self, data: bytes) -> None:
@@ -93,6 +94,7 @@ class HerdProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         server = self._server
         server._protocols.discard(self)
+        server.state.counters.connections_closed += 1
         if self.answering is not None:
             self.answering.cancel()
         peer = self._connection.peer

@@ -117,6 +117,7 @@ class HerdServer:
         task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)
+        self.state.counters.connections_opened += 1
         conn = f"conn {next(self._connection_ids)} {_address(writer)}"
         self.log.info("%s: accepted", conn)
         try:
@@ -127,6 +128,7 @@ class HerdServer:
             self.log.exception("%s: internal error, connection closed", conn)
         finally:
             self._connections.discard(task)
+            self.state.counters.connections_closed += 1
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()

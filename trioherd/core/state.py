@@ -20,6 +20,7 @@ import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from trioherd.core.counters import Counters
 from trioherd.core.messages import (
     PEER_PROTOCOL_VERSION,
     At,
@@ -98,6 +99,7 @@ class ServerState:
         self._peer_names = {peer.encode(): peer for peer in self._outboxes}
         # Neighbours owed new records since flooded() last asked, in order.
         self._flooded: dict[str, None] = {}
+        self.counters = Counters()
 
     @property
     def peers(self) -> list[str]:
@@ -114,20 +116,26 @@ class ServerState:
                 ``None`` for a client connection.
         """
         if peer is not None:
-            return self._peer_line(line, peer)
+            return self._peer_line(line, peer, received_ns)
+        counters = self.counters
         fields = line.split()
         command = fields[0] if fields else b""
         if command == b"IAMAT":
+            counters.lines_iamat += 1
             iamat = parse_iamat(fields)
             if iamat is not None:
                 at = format_at(self._name, received_ns, iamat)
                 if self.table.offer(at, from_client=True):
+                    counters.stored_from_clients += 1
                     self._flood(at, source=None)
+                counters.replies_at += 1
                 return at.line + b"\n"
         elif command == b"WHATSAT":
+            counters.lines_whatsat += 1
             whatsat = parse_whatsat(fields)
             at_line = None if whatsat is None else self.table.line(whatsat.client_id)
             if whatsat is not None and at_line is not None:
+                counters.replies_whatsat += 1
                 # The stored line was validated when it was stored.
                 location = parse_location(at_line.split()[4])
                 assert location is not None
@@ -139,6 +147,7 @@ class ServerState:
                     whatsat.bound,
                 )
         elif command == b"PEER":
+            counters.lines_peer += 1
             hello = parse_hello(fields)
             if (
                 hello is not None
@@ -146,6 +155,9 @@ class ServerState:
                 and hello.name in self._peer_names
             ):
                 return PeerJoined(self._peer_names[hello.name])
+        else:
+            counters.lines_other += 1
+        counters.lines_invalid += 1
         return invalid(line)
 
     def flooded(self) -> list[str]:
@@ -158,19 +170,28 @@ class ServerState:
         """Whether records are waiting to be sent to ``peer``."""
         return bool(self._outboxes[peer])
 
+    def owed(self, peer: str) -> int:
+        """How many records are waiting to be sent to ``peer`` (for metrics)."""
+        return len(self._outboxes[peer])
+
     def take(self, peer: str, limit: int = BATCH_RECORDS) -> bytes:
         """Up to ``limit`` records owed to ``peer``, as AT lines each ending in ``\\n``."""
         return self._outboxes[peer].take(self.table, limit)
 
     def resync(self, peer: str) -> None:
         """Owe ``peer`` the whole table: its link has just (re)connected."""
+        connects = self.counters.link_connects
+        connects[peer] = connects.get(peer, 0) + 1
         self._outboxes[peer].add(self.table.clients())
 
-    def _peer_line(self, line: bytes, peer: str) -> bytes | None:
+    def _peer_line(self, line: bytes, peer: str, received_ns: int) -> bytes | None:
+        self.counters.lines_at += 1
         at = parse_at(line)
         if at is None:
+            self.counters.lines_invalid += 1
             return invalid(line)
         if self.table.offer(at, from_client=False):
+            self.counters.observe_flood(at, received_ns)
             self._flood(at, source=peer)
         return None
 

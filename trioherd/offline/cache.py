@@ -329,3 +329,22 @@ def load_index(cache_dir: StrPath | None = None, *, source: StrPath | None = Non
                 index = load(cache_dir=directory, source=source)
                 _loaded[key] = index
     return index
+
+
+# -- start-up notes -------------------------------------------------------------
+
+#: What a server says when it starts loading the index in the background.
+LOADING_NOTE = (
+    "offline places index: loading in the background (a first start builds it "
+    "from GeoNames data in a few seconds; WHATSATs wait for it)"
+)
+
+
+def ready_note(index: PlaceIndex, seconds: float) -> str:
+    """What a server says when the index it loaded is ready."""
+    how = {
+        "cache": "read from its cache",
+        "json": f"built from GeoNames data, cache written to {default_cache_dir()}",
+        "records": "built from records",
+    }[index.loaded_from]
+    return f"offline places index ready in {seconds:.1f} s: {len(index):,} places, {how}"
