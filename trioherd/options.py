@@ -18,6 +18,7 @@ from typing import NoReturn
 
 from trioherd.core.config import CS131_HERD, BindError, ConfigError, HerdConfig, load_herd
 from trioherd.core.framing import DEFAULT_MAX_LINE
+from trioherd.durable import StateDirError
 from trioherd.logs import LogSetupError
 
 
@@ -73,6 +74,8 @@ class Options:
     places: PlacesOptions = PlacesOptions()
     #: Run on uvloop (the asyncio contrast only).
     uvloop: bool = False
+    #: Where each server journals its table (trioherd/durable.py); None: memory only.
+    state_dir: Path | None = None
 
 
 def build_parser(prog: str, implementation: str) -> OneLineParser:
@@ -116,6 +119,13 @@ def build_parser(prog: str, implementation: str) -> OneLineParser:
         choices=sorted(_LEVELS),
         default="info",
         help="info logs every line in and out (default); warning logs only trouble",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        metavar="DIR",
+        help="keep each server's table in DIR/NAME.journal, synced every second, and "
+        "load it at start (default: memory only; the TOML key state_dir sets it too)",
     )
     parser.add_argument(
         "--max-line",
@@ -255,6 +265,11 @@ def parse_options(
     if args.max_line < 16:
         parser.error("--max-line must be at least 16 bytes")
     places = _places_options(parser, args, environ)
+    state_dir = args.state_dir
+    if state_dir is None and herd.state_dir is not None:
+        # In the TOML, a relative directory is relative to the file.
+        assert args.config is not None
+        state_dir = args.config.parent / herd.state_dir
     return Options(
         herd,
         names,
@@ -263,6 +278,7 @@ def parse_options(
         args.max_line,
         places,
         uvloop=getattr(args, "uvloop", False),
+        state_dir=state_dir,
     )
 
 
@@ -285,7 +301,7 @@ def exit_status(exc: BaseException, prog: str) -> int:
     was installed: 130, as a shell would. Anything else is a bug, re-raised.
     """
     leaf = sole_exception(exc)
-    if isinstance(leaf, (LogSetupError, BindError)):
+    if isinstance(leaf, (LogSetupError, BindError, StateDirError)):
         print(f"{prog}: error: {leaf}", file=sys.stderr)
         return 1
     if isinstance(leaf, KeyboardInterrupt):

@@ -18,8 +18,11 @@ def test_connecting_sends_the_handshake_and_owes_the_whole_table() -> None:
     state.handle(b"IAMAT a +1+1 5", NOW)
     state.take("Hill")
     assert not protocol.owes()
-    assert protocol.connected() == b"PEER Smith 1\n"
+    assert protocol.connected() == b"PEER Smith 1\nRESUME\n"
     assert protocol.up
+    # Nothing is owed until the neighbour says where to resume.
+    assert not protocol.owes()
+    assert protocol.receive(b"RESUME - 0\n") == []
     assert protocol.take().startswith(b"AT Smith ")
 
 
