@@ -67,6 +67,8 @@ class Tables:
     """The harness as every server's neighbour: reads their tables on demand."""
 
     def __init__(self) -> None:
+        #: Where each server listens, for :meth:`read`.
+        self.ports: dict[str, int] = {}
         self._links: dict[str, asyncio.StreamWriter] = {}
         self._tables: dict[str, asyncio.Future[dict[bytes, bytes]]] = {}
         self.port = 0
@@ -115,6 +117,15 @@ class Tables:
         """
         future: asyncio.Future[dict[bytes, bytes]] = asyncio.get_running_loop().create_future()
         self._tables[name] = future
+        # A server asks RESUME (and so sends MARK) only of a neighbour whose
+        # link has asked it: ask, as the neighbour Probe, in its current life.
+        async with asyncio.timeout(DUMP_LIMIT):
+            reader, writer = await asyncio.open_connection("127.0.0.1", self.ports[name])
+            try:
+                writer.write(b"PEER %s 1\nRESUME\n" % procs.PROBE.encode())
+                await reader.readline()
+            finally:
+                writer.close()
         link = self._links.pop(name, None)
         if link is not None:
             link.close()  # the server relinks and sends its table afresh
@@ -175,6 +186,7 @@ class FaultHerd(procs.Herd):
             label=impl.name,
             probe_port=tables.port,
         )
+        tables.ports = self.ports
         self.relays = {
             (server.name, peer): Relay(self.ports[peer])
             for server in CS131_HERD.servers

@@ -111,6 +111,8 @@ def answer(connection: Connection, data: bytes) -> bytes:
 def link_up(sender: ServerState, receiver: ServerState) -> int:
     """Connect ``sender``'s link to ``receiver``, deliver what it owes; count AT lines."""
     link = LinkProtocol(sender, receiver.name)
+    # The receiver's own link has asked the sender: it speaks RESUME.
+    sender.handle(b"RESUME", NOW, receiver.name)
     connection = Connection(receiver)
     assert link.receive(answer(connection, link.connected())) == []
     count = 0
@@ -153,10 +155,14 @@ def test_a_mark_from_another_life_of_the_table_means_everything() -> None:
     assert link_up(hill, jaquez) == 1
 
 
-def test_old_style_peers_get_the_whole_table_and_no_marks() -> None:
+def test_other_peers_get_the_whole_table_and_no_marks() -> None:
     hill = ServerState("Hill", ["Jaquez"])
     hill.handle(b"IAMAT a +1+1 100", NOW)
     link = LinkProtocol(hill, "Jaquez")
+    assert link.connected() == b"PEER Hill 1\nRESUME\n"
+    assert link.take() == hill.table.line(b"a") + b"\n"
+    # A neighbour that once asked us, then came back speaking the older protocol.
+    hill.handle(b"RESUME", NOW, "Jaquez")
     assert link.connected() == b"PEER Hill 1\nRESUME\n"
     assert not link.owes()
     # What a server of the older protocol answers to RESUME.

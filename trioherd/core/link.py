@@ -80,6 +80,8 @@ class LinkProtocol:
         # Between the handshake and the neighbour's answer to ASK: nothing
         # is owed yet, since what is owed depends on that answer.
         self._asking = False
+        # Whether the neighbour has answered this connection's RESUME.
+        self._answered = False
 
     def cannot_connect(self, exc: BaseException) -> tuple[str, bool]:
         """A connection attempt failed.
@@ -94,14 +96,20 @@ class LinkProtocol:
     def connected(self) -> bytes:
         """The link is connected: the bytes to send first.
 
-        The handshake asks the neighbour how far it got (``RESUME``); once
-        it answers, the link owes what it lacks (core/resume.py), so a
-        neighbour that restarted, or a link that was down, catches up.
+        The handshake asks the neighbour how far it got (``RESUME``). If the
+        neighbour is known to answer, the link waits for the answer and then
+        owes what it lacks (core/resume.py); otherwise it owes the whole
+        table at once (and, should an answer come, sends marks from then
+        on). Either way a neighbour that restarted, or a link that was down,
+        catches up.
         """
         self.failures = 0
         self.up = True
         self._replies = LineBuffer(_MAX_REPLY_LINE)
-        self._asking = True
+        self._asking = self._state.marks.answers(self.peer)
+        self._answered = False
+        if not self._asking:
+            self._state.resync(self.peer)
         return self._hello + ASK
 
     def connected_message(self, host: str, port: int) -> str:
@@ -143,11 +151,15 @@ class LinkProtocol:
         for line in lines:
             if line.startswith(b"? PEER"):
                 raise LinkRejected(show_line(line))
-            if self._asking:
+            if not self._answered:
                 since = parse_resume(line)
                 if since is not None or line == ASK_REFUSED:
-                    self._asking = False
-                    self._state.resync(self.peer, since)
+                    self._answered = True
+                    if self._asking:
+                        self._asking = False
+                        self._state.resync(self.peer, since)
+                    elif since is not None:
+                        self._state.mark_from_now(self.peer)
                     continue
             messages.append(f"link to {self.peer} < {show_line(line)}")
         if not data:

@@ -13,8 +13,9 @@ So the two ends keep a bookmark:
 * the receiver keeps the latest mark per neighbour (journaled with its
   records, so it outlives a restart); the sender's link asks, right after
   its handshake, with the line ``RESUME``, and the receiver answers
-  ``RESUME <epoch> <seq>`` (or ``RESUME - 0`` with no mark). A receiver of
-  the older protocol answers ``? RESUME``: it is owed the whole table;
+  ``RESUME <epoch> <seq>`` (or ``RESUME - 0`` with no mark). A link asks
+  only a neighbour whose own link has asked us (so it is known to answer);
+  any other is owed the whole table at once, as before;
 * the sender then owes only the clients stored after ``seq``, if the epoch
   is its own; otherwise (it restarted: a new table life) the whole table.
 
@@ -70,11 +71,22 @@ class Marks:
     puts back what the journal held.
     """
 
-    __slots__ = ("_marks", "on_mark")
+    __slots__ = ("_askers", "_marks", "on_mark")
 
     def __init__(self) -> None:
         self._marks: dict[str, Mark] = {}
         self.on_mark: Callable[[Mark], None] = _ignore
+        # Neighbours whose links asked us RESUME: they will answer ours.
+        self._askers: set[str] = set()
+
+    def answers(self, peer: str) -> bool:
+        """Whether ``peer`` speaks RESUME: its own link to us has asked.
+
+        Our link asks only such a neighbour, and waits for its answer; any
+        other (an older server, a probe that only listens) is sent the whole
+        table at once, as before.
+        """
+        return peer in self._askers
 
     def restore(self, mark: Mark) -> None:
         """Take a mark read back from the journal."""
@@ -86,6 +98,7 @@ class Marks:
 
     def resume_reply(self, peer: str) -> bytes:
         """``RESUME <epoch> <seq>\\n`` for ``peer``'s link, ``RESUME - 0`` if none."""
+        self._askers.add(peer)
         mark = self._marks.get(peer)
         if mark is None:
             return b"RESUME - 0\n"

@@ -197,6 +197,10 @@ class ServerState:
         outbox.reconnected(marking=since is not None)
         outbox.add(owed_since(self.table, since))
 
+    def mark_from_now(self, peer: str) -> None:
+        """``peer`` keeps marks after all: send it one whenever we are level."""
+        self._outboxes[peer].reconnected(marking=True)
+
     def _peer_line(self, line: bytes, peer: str) -> bytes | None:
         if line.startswith(b"MARK"):
             return None if self.marks.receive(peer, line.split()) else invalid(line)
