@@ -8,6 +8,8 @@ the flags of ``python -m trioherd``. Adding one is one entry in
 from __future__ import annotations
 
 import importlib
+import os
+import tempfile
 from dataclasses import dataclass
 
 #: The implementation every ratio is taken against.
@@ -53,6 +55,8 @@ class Implementation:
         return None
 
 
+_STATE_DIR = os.path.join(tempfile.gettempdir(), f"trioherd-bench-state-{os.getpid()}")
+
 IMPLEMENTATIONS: dict[str, Implementation] = {
     impl.name: impl
     for impl in (
@@ -76,6 +80,17 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
             "bench.asyncio_herd",
             ("--places-transport", "httpx"),
             workloads=("whatsat",),
+        ),
+        # With durable state (--state-dir): what journaling costs, on demand.
+        # The journals go to a directory of this benchmark process's own.
+        Implementation(
+            "trio-durable", "trioherd", ("--state-dir", f"{_STATE_DIR}/trio"), default=False
+        ),
+        Implementation(
+            "asyncio-durable",
+            "bench.asyncio_herd",
+            ("--state-dir", f"{_STATE_DIR}/asyncio"),
+            default=False,
         ),
     )
 }

@@ -48,6 +48,7 @@ async def serve(options: Options, logs: HerdLogs, streams: StreamFactory = LEAN_
                         places,
                         logs,
                         max_line=options.max_line,
+                        state_dir=options.state_dir,
                         streams=streams,
                     )
                 )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import signal
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 
 import trio
 
@@ -24,6 +25,7 @@ from trioherd import serving
 from trioherd.core.config import HerdConfig
 from trioherd.core.framing import DEFAULT_MAX_LINE
 from trioherd.core.places import PlacesSource
+from trioherd.durable import journaling
 from trioherd.logs import HerdLogs
 from trioherd.server import HerdServer
 from trioherd.serving import bind_herd
@@ -42,6 +44,7 @@ async def run_herd(
     max_line: int = DEFAULT_MAX_LINE,
     streams: StreamFactory = LEAN_STREAMS,
     handle_signals: bool = True,
+    state_dir: Path | None = None,
     task_status: trio.TaskStatus[RunningHerd] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the servers ``names`` of ``herd`` until a signal or cancellation.
@@ -54,10 +57,12 @@ async def run_herd(
         max_line: the longest line a connection may send.
         streams: where the servers' streams come from.
         handle_signals: stop gracefully on SIGINT and SIGTERM.
+        state_dir: keep each server's table in a journal there (trioherd.durable).
         task_status: for ``nursery.start``; reports a :class:`RunningHerd`.
 
     Raises:
         BindError: a server's address cannot be listened on.
+        StateDirError: a journal in ``state_dir`` is unusable.
     """
     # Signals are caught from before the port opens: a supervisor may send
     # SIGTERM the moment it sees the server listening.
@@ -79,22 +84,24 @@ async def run_herd(
             for name in names
         }
         running = RunningHerd(servers, {name: addresses[name] for name in names})
-        async with trio.open_nursery() as nursery:
-            if signals is not None:
-                nursery.start_soon(_stop_on_signal, running, signals)
-            async with trio.open_nursery() as server_nursery:
-                for name, server in servers.items():
-                    serving.announce(
-                        logs.logger(name),
-                        name,
-                        addresses[name],
-                        herd[name].peers,
-                        places.description,
-                    )
-                    await server_nursery.start(server.run, listeners[name])
-                task_status.started(running)
-            # Every server has stopped: nothing left to watch for.
-            nursery.cancel_scope.cancel()
+        # Loaded before any connection is accepted: no client sees an empty table.
+        with journaling(state_dir, [(s.state, s.log) for s in servers.values()]):
+            async with trio.open_nursery() as nursery:
+                if signals is not None:
+                    nursery.start_soon(_stop_on_signal, running, signals)
+                async with trio.open_nursery() as server_nursery:
+                    for name, server in servers.items():
+                        serving.announce(
+                            logs.logger(name),
+                            name,
+                            addresses[name],
+                            herd[name].peers,
+                            places.description,
+                        )
+                        await server_nursery.start(server.run, listeners[name])
+                    task_status.started(running)
+                # Every server has stopped: nothing left to watch for.
+                nursery.cancel_scope.cancel()
 
 
 async def _stop_on_signal(running: RunningHerd, signals: AsyncIterator[int]) -> None:

@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 from trioherd import __version__
 from trioherd.core.config import CS131_HERD, BindError, ConfigError, HerdConfig, load_herd
 from trioherd.core.framing import DEFAULT_MAX_LINE
+from trioherd.durable import StateDirError
 from trioherd.logs import LogSetupError
 
 
@@ -85,6 +86,8 @@ class Options:
     uvloop: bool = False
     #: Where to serve /metrics and /healthz, ``(host, port)``; ``None``: nowhere.
     metrics: tuple[str, int] | None = None
+    #: Where each server journals its table (trioherd/durable.py); None: memory only.
+    state_dir: Path | None = None
 
 
 def build_parser(prog: str, implementation: str) -> OneLineParser:
@@ -128,6 +131,13 @@ def build_parser(prog: str, implementation: str) -> OneLineParser:
         choices=sorted(_LEVELS),
         default="info",
         help="info logs every line in and out (default); warning logs only trouble",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        metavar="DIR",
+        help="keep each server's table in DIR/NAME.journal, synced every second, and "
+        "load it at start (default: memory only; the TOML key state_dir sets it too)",
     )
     parser.add_argument(
         "--max-line",
@@ -292,6 +302,11 @@ def parse_options(
     if args.metrics_port is not None and not 0 <= args.metrics_port < 65536:
         parser.error("--metrics-port must be a port number (0-65535)")
     places = _places_options(parser, args, environ)
+    state_dir = args.state_dir
+    if state_dir is None and herd.state_dir is not None:
+        # In the TOML, a relative directory is relative to the file.
+        assert args.config is not None
+        state_dir = args.config.parent / herd.state_dir
     return Options(
         herd,
         names,
@@ -301,6 +316,7 @@ def parse_options(
         places,
         uvloop=getattr(args, "uvloop", False),
         metrics=None if args.metrics_port is None else (args.metrics_host, args.metrics_port),
+        state_dir=state_dir,
     )
 
 
@@ -323,7 +339,7 @@ def exit_status(exc: BaseException, prog: str) -> int:
     was installed: 130, as a shell would. Anything else is a bug, re-raised.
     """
     leaf = sole_exception(exc)
-    if isinstance(leaf, (LogSetupError, BindError)):
+    if isinstance(leaf, (LogSetupError, BindError, StateDirError)):
         print(f"{prog}: error: {leaf}", file=sys.stderr)
         return 1
     if isinstance(leaf, KeyboardInterrupt):

@@ -160,6 +160,9 @@ class PeerLink:
         while True:
             for message in self.protocol.receive(await stream.receive_some(4096)):
                 self.log.warning("%s", message)
+            # The neighbour's RESUME answer makes the catch-up owed.
+            if self.protocol.owes():
+                self._ready.set()
 
     def _log_sent(self, batch: bytes) -> None:
         if self.log.isEnabledFor(logging.INFO):

@@ -92,6 +92,7 @@ async def serve(
                 places,
                 logs,
                 max_line=options.max_line,
+                state_dir=options.state_dir,
                 server_class=server_class,
                 started=started,
             )

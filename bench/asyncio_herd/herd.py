@@ -13,6 +13,7 @@ import math
 import signal
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from bench.asyncio_herd.server import HerdServer
@@ -20,6 +21,7 @@ from trioherd import serving
 from trioherd.core.config import HerdConfig
 from trioherd.core.framing import DEFAULT_MAX_LINE
 from trioherd.core.places import PlacesSource
+from trioherd.durable import journaling
 from trioherd.logs import HerdLogs
 from trioherd.serving import bind_herd
 
@@ -36,6 +38,7 @@ async def run_herd(
     max_line: int = DEFAULT_MAX_LINE,
     handle_signals: bool = True,
     server_class: type[HerdServer] = HerdServer,
+    state_dir: Path | None = None,
     started: Callable[[RunningHerd], None] = lambda running: None,
 ) -> None:
     """Run the servers ``names`` of ``herd`` until a signal or cancellation.
@@ -74,15 +77,21 @@ async def run_herd(
     loop.set_exception_handler(_AcceptErrors(running))
     stopper.serve(running)
     try:
-        async with asyncio.TaskGroup() as group:
-            for name, server in servers.items():
-                serving.announce(
-                    logs.logger(name), name, addresses[name], herd[name].peers, places.description
-                )
-                ready = asyncio.Event()
-                group.create_task(server.run(sockets[name], ready.set))
-                await ready.wait()
-            started(running)
+        # Loaded before any connection is accepted: no client sees an empty table.
+        with journaling(state_dir, [(s.state, s.log) for s in servers.values()]):
+            async with asyncio.TaskGroup() as group:
+                for name, server in servers.items():
+                    serving.announce(
+                        logs.logger(name),
+                        name,
+                        addresses[name],
+                        herd[name].peers,
+                        places.description,
+                    )
+                    ready = asyncio.Event()
+                    group.create_task(server.run(sockets[name], ready.set))
+                    await ready.wait()
+                started(running)
     finally:
         _remove_signal_handlers(loop, handle_signals)
 

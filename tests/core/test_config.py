@@ -66,3 +66,18 @@ def test_unreadable_file(tmp_path: Path) -> None:
 def test_unknown_server_name_lists_the_herd() -> None:
     with pytest.raises(ConfigError, match="unknown server 'Westwood'; this herd has Hill, "):
         CS131_HERD["Westwood"]
+
+
+def test_state_dir_from_toml_is_relative_to_the_file(tmp_path: Path) -> None:
+    from trioherd.options import parse_options
+
+    config = tmp_path / "herd.toml"
+    config.write_text('state_dir = "journals"\n[servers.Hill]\nport = 0\n')
+    assert parse_herd(config.read_text()).state_dir == "journals"
+    options = parse_options(["Hill", "--config", str(config)], "test")
+    assert options.state_dir == tmp_path / "journals"
+    given = parse_options(["Hill", "--config", str(config), "--state-dir", "x"], "test")
+    assert given.state_dir == Path("x")
+    assert parse_options(["Hill"], "test").state_dir is None
+    with pytest.raises(ConfigError, match="state_dir"):
+        parse_herd("state_dir = 5\n[servers.Hill]\nport = 0\n")

@@ -18,8 +18,29 @@ def test_connecting_sends_the_handshake_and_owes_the_whole_table() -> None:
     state.handle(b"IAMAT a +1+1 5", NOW)
     state.take("Hill")
     assert not protocol.owes()
-    assert protocol.connected() == b"PEER Smith 1\n"
+    assert protocol.connected() == b"PEER Smith 1\nRESUME\n"
     assert protocol.up
+    # Not known to answer: owed the whole table at once, no marks...
+    batch = protocol.take()
+    assert batch.startswith(b"AT Smith ")
+    assert b"MARK" not in batch
+    # ...until it answers after all.
+    state.handle(b"IAMAT b +1+1 5", NOW)
+    assert protocol.receive(b"RESUME - 0\n") == []
+    assert protocol.take().endswith(b"MARK %s 2\n" % state.table.epoch)
+
+
+def test_a_neighbour_that_asked_us_is_asked_where_to_resume() -> None:
+    state, protocol = link()
+    state.handle(b"IAMAT a +1+1 5", NOW)
+    state.take("Hill")
+    # Hill's own link to us asked RESUME: Hill speaks it.
+    assert state.handle(b"RESUME", NOW, "Hill") == b"RESUME - 0\n"
+    assert protocol.connected() == b"PEER Smith 1\nRESUME\n"
+    # Nothing is owed until the neighbour says where to resume.
+    assert not protocol.owes()
+    assert protocol.take() == b""
+    assert protocol.receive(b"RESUME - 0\n") == []
     assert protocol.take().startswith(b"AT Smith ")
 
 

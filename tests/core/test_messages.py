@@ -1,9 +1,12 @@
 """Parsing and formatting messages: every rule of docs/protocol.md, exact to the nanosecond."""
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from trioherd.core import messages
 from trioherd.core.messages import (
     At,
     IAmAt,
@@ -277,3 +280,24 @@ def test_near_miss_messages_never_raise(fields: list[bytes]) -> None:
     parse_whatsat(fields)
     parse_hello(fields)
     parse_at(b" ".join(fields))
+
+
+@given(
+    st.sampled_from([b"Hill", b"Smith", b"x\x00y"]),
+    st.from_regex(rb"\A[+-]\d{1,22}\.\d{8,10}\Z"),
+    st.sampled_from([b"kiwi", b"\xff\xfe"]),
+    st.from_regex(rb"\A[+-]\d{1,4}(\.\d{0,3})?[+-]\d{1,4}(\.\d{0,3})?\Z"),
+    st.from_regex(rb"\A\d{1,21}(\.\d{0,10})?\Z"),
+)
+def test_parse_at_fast_path_agrees_with_the_general_one(
+    server: bytes, skew: bytes, client: bytes, location: bytes, client_time: bytes
+) -> None:
+    line = b"AT %s %s %s %s %s" % (server, skew, client, location, client_time)
+    fast = parse_at(line)
+    written = messages._AT_WRITTEN
+    try:
+        messages._AT_WRITTEN = re.compile(rb"(?!)")
+        general = parse_at(line)
+    finally:
+        messages._AT_WRITTEN = written
+    assert fast == general

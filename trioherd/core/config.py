@@ -8,7 +8,9 @@ whole::
     port = 8000
     peers = ["Jaquez", "Smith"]
 
-A link listed on either side exists in both directions.
+A link listed on either side exists in both directions. A top-level
+``state_dir = "DIR"`` keeps the servers' tables on disk (``--state-dir``;
+relative to the file).
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ class HerdConfig:
     """The whole herd, servers in the order they were declared."""
 
     servers: tuple[ServerConfig, ...]
+    #: Where servers journal their tables, as the file gives it; None: memory only.
+    state_dir: str | None = None
 
     def __getitem__(self, name: str) -> ServerConfig:
         for server in self.servers:
@@ -131,6 +135,9 @@ def parse_herd(text: str, source: str = "<config>") -> HerdConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
     servers = data.get("servers")
+    state_dir = data.get("state_dir")
+    if state_dir is not None and (not isinstance(state_dir, str) or not state_dir):
+        raise ConfigError(f"{source}: state_dir must be a directory name")
     if not isinstance(servers, dict) or not servers:
         raise ConfigError(f"{source}: no [servers.NAME] tables")
     spec: dict[str, tuple[str, int, list[str]]] = {}
@@ -151,9 +158,10 @@ def parse_herd(text: str, source: str = "<config>") -> HerdConfig:
             raise ConfigError(f"{source}: servers.{name}.peers must be a list of names")
         spec[name] = (host, port, peers)
     try:
-        return build_herd(spec)
+        herd = build_herd(spec)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
+    return HerdConfig(herd.servers, state_dir)
 
 
 def load_herd(path: Path) -> HerdConfig:

@@ -154,4 +154,6 @@ class Connection:
             elif isinstance(outcome, PeerJoined):
                 self.peer = exchange.joined = outcome.peer
         exchange.flooded = state.flooded()
+        # Before any reply goes out: the durable journal writes what was stored.
+        state.lines_handled()
         return exchange

@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 from trioherd.core.framing import LineBuffer
 from trioherd.core.messages import format_hello
+from trioherd.core.resume import ASK, ASK_REFUSED, parse_resume
 from trioherd.core.state import ServerState
 
 #: Backoff between attempts: doubles from FIRST up to CAP, each sleep a
@@ -76,6 +77,11 @@ class LinkProtocol:
         self.failures = 0
         #: Whether the handshake has been sent and the link not dropped since.
         self.up = False
+        # Between the handshake and the neighbour's answer to ASK: nothing
+        # is owed yet, since what is owed depends on that answer.
+        self._asking = False
+        # Whether the neighbour has answered this connection's RESUME.
+        self._answered = False
 
     def cannot_connect(self, exc: BaseException) -> tuple[str, bool]:
         """A connection attempt failed.
@@ -90,14 +96,21 @@ class LinkProtocol:
     def connected(self) -> bytes:
         """The link is connected: the bytes to send first.
 
-        From now on the link owes the neighbour our whole table, so a
-        neighbour that restarted, or a link that was down, catches up.
+        The handshake asks the neighbour how far it got (``RESUME``). If the
+        neighbour is known to answer, the link waits for the answer and then
+        owes what it lacks (core/resume.py); otherwise it owes the whole
+        table at once (and, should an answer come, sends marks from then
+        on). Either way a neighbour that restarted, or a link that was down,
+        catches up.
         """
         self.failures = 0
         self.up = True
         self._replies = LineBuffer(_MAX_REPLY_LINE)
-        self._state.resync(self.peer)
-        return self._hello
+        self._asking = self._state.marks.answers(self.peer)
+        self._answered = False
+        if not self._asking:
+            self._state.resync(self.peer)
+        return self._hello + ASK
 
     def connected_message(self, host: str, port: int) -> str:
         """The log message for a link that is up."""
@@ -105,10 +118,12 @@ class LinkProtocol:
 
     def owes(self) -> bool:
         """Whether records wait to be sent on the link."""
-        return self._state.owes(self.peer)
+        return not self._asking and self._state.owes(self.peer)
 
     def take(self) -> bytes:
         """The next batch of AT lines to send (``b""`` if none wait)."""
+        if self._asking:
+            return b""
         return self._state.take(self.peer)
 
     def sent_lines(self, batch: bytes) -> list[bytes]:
@@ -118,8 +133,11 @@ class LinkProtocol:
     def receive(self, data: bytes) -> list[str]:
         """What the neighbour said back: ``b""`` at EOF.
 
-        A neighbour says nothing on a good link; it answers ``? ...`` to a
-        line it refused.
+        A neighbour answers our ``RESUME`` first: with where to resume, or
+        with ``? RESUME`` if it speaks the older protocol (then it is owed
+        the whole table). After that it says nothing on a good link, and
+        ``? ...`` to a line it refused. After this call, :meth:`owes` may
+        have become true.
 
         Returns:
             Log messages (warnings) for the lines it refused.
@@ -133,6 +151,16 @@ class LinkProtocol:
         for line in lines:
             if line.startswith(b"? PEER"):
                 raise LinkRejected(show_line(line))
+            if not self._answered:
+                since = parse_resume(line)
+                if since is not None or line == ASK_REFUSED:
+                    self._answered = True
+                    if self._asking:
+                        self._asking = False
+                        self._state.resync(self.peer, since)
+                    elif since is not None:
+                        self._state.mark_from_now(self.peer)
+                    continue
             messages.append(f"link to {self.peer} < {show_line(line)}")
         if not data:
             raise LinkClosed(f"closed by {self.peer}")

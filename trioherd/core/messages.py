@@ -134,8 +134,31 @@ def parse_whatsat(fields: list[bytes]) -> WhatsAt | None:
     return WhatsAt(client_id, radius_km, bound_n)
 
 
+# An AT line as servers write it (single spaces, no padding), in one match:
+# the common case of a resync of a million lines. Its pieces are the
+# patterns above; anything it does not match takes the general path.
+_AT_WRITTEN = re.compile(
+    rb"AT (\S+) ([+-]\d{1,21}\.\d{9}) (\S+) "
+    rb"(([+-])(\d{1,3}(?:\.\d{1,30})?)([+-])(\d{1,3}(?:\.\d{1,30})?)) "
+    rb"((\d{1,20})(?:\.(\d{1,9}))?)"
+)
+
+
 def parse_at(line: bytes) -> At | None:
     """An AT line from a peer (six fields), or ``None``."""
+    match = _AT_WRITTEN.fullmatch(line)
+    if match is not None:
+        server, skew, client_id, location, lat_sign, lat, lng_sign, lng, client_time = match.group(
+            1, 2, 3, 4, 5, 6, 7, 8, 9
+        )
+        latitude = float(lat) * (-1 if lat_sign == b"-" else 1)
+        longitude = float(lng) * (-1 if lng_sign == b"-" else 1)
+        if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+            return None
+        seconds, fraction = match.group(10, 11)
+        nanos = int(fraction.ljust(9, b"0")) if fraction else 0
+        time_ns = int(seconds) * NS_PER_SECOND + nanos
+        return At(server, skew, client_id, location, client_time, time_ns, line)
     stripped = line.strip()
     fields = stripped.split()
     if len(fields) != 6 or fields[0] != b"AT":

@@ -17,7 +17,7 @@ client (docs/protocol.md).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from trioherd.core.counters import Counters
@@ -33,6 +33,7 @@ from trioherd.core.messages import (
     parse_whatsat,
 )
 from trioherd.core.places import PlacesQuery
+from trioherd.core.resume import Marks, mark_line, owed_since
 from trioherd.core.table import LocationTable
 
 #: The most AT lines an outbox hands out at once: a resync of a large table
@@ -50,6 +51,10 @@ class PeerJoined:
 Outcome = bytes | PlacesQuery | PeerJoined | None
 
 
+def _nothing() -> None:
+    pass
+
+
 class Outbox:
     """The records owed to one neighbour, as an ordered set of client IDs.
 
@@ -58,17 +63,28 @@ class Outbox:
     never grow past the table.
     """
 
-    __slots__ = ("_pending",)
+    __slots__ = ("_mark_due", "_pending", "marking")
 
     def __init__(self) -> None:
         self._pending: dict[bytes, None] = {}
+        #: The neighbour keeps marks (core/resume.py): tell it when we are level.
+        self.marking = False
+        # A resync that owed nothing still owes the neighbour a mark.
+        self._mark_due = False
 
     def __len__(self) -> int:
-        return len(self._pending)
+        return len(self._pending) + self._mark_due
 
     def add(self, client_ids: Iterable[bytes]) -> None:
         """Owe the neighbour these clients' records."""
         self._pending.update(dict.fromkeys(client_ids))
+
+    def reconnected(self, *, marking: bool) -> None:
+        """The link reconnected; ``marking``: the neighbour keeps marks.
+
+        If it does, even a resync that owes no record ends in a mark.
+        """
+        self.marking = self._mark_due = marking
 
     def take(self, table: LocationTable, limit: int = BATCH_RECORDS) -> bytes:
         """Up to ``limit`` owed records as AT lines, each ending in ``\\n``."""
@@ -80,6 +96,9 @@ class Outbox:
             if line is not None:
                 lines.append(line)
                 lines.append(b"\n")
+        if self.marking and (lines or self._mark_due) and not self._pending:
+            lines.append(mark_line(table))
+            self._mark_due = False
         return b"".join(lines)
 
 
@@ -100,6 +119,11 @@ class ServerState:
         # Neighbours owed new records since flooded() last asked, in order.
         self._flooded: dict[str, None] = {}
         self.counters = Counters()
+        #: How far each neighbour's link to us has got (core/resume.py).
+        self.marks = Marks()
+        #: Called once the lines of one read are handled, before any reply
+        #: is written (the durable journal writes what they stored).
+        self.lines_handled: Callable[[], None] = _nothing
 
     @property
     def peers(self) -> list[str]:
@@ -178,14 +202,29 @@ class ServerState:
         """Up to ``limit`` records owed to ``peer``, as AT lines each ending in ``\\n``."""
         return self._outboxes[peer].take(self.table, limit)
 
-    def resync(self, peer: str) -> None:
-        """Owe ``peer`` the whole table: its link has just (re)connected."""
+    def resync(self, peer: str, since: tuple[bytes, int] | None = None) -> None:
+        """Owe ``peer`` what it lacks: its link has just (re)connected.
+
+        ``since`` is where the neighbour said it got to (``RESUME``), or
+        ``None`` if it speaks the older protocol: then it is owed the whole
+        table, and no marks.
+        """
         connects = self.counters.link_connects
         connects[peer] = connects.get(peer, 0) + 1
-        self._outboxes[peer].add(self.table.clients())
+        outbox = self._outboxes[peer]
+        outbox.reconnected(marking=since is not None)
+        outbox.add(owed_since(self.table, since))
+
+    def mark_from_now(self, peer: str) -> None:
+        """``peer`` keeps marks after all: send it one whenever we are level."""
+        self._outboxes[peer].reconnected(marking=True)
 
     def _peer_line(self, line: bytes, peer: str, received_ns: int) -> bytes | None:
         self.counters.lines_at += 1
+        if line.startswith(b"MARK"):
+            return None if self.marks.receive(peer, line.split()) else invalid(line)
+        if line.split() == [b"RESUME"]:
+            return self.marks.resume_reply(peer)
         at = parse_at(line)
         if at is None:
             self.counters.lines_invalid += 1

@@ -14,7 +14,8 @@ in client time to change anything; an equal time changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 
 from trioherd.core.messages import At
 
@@ -24,19 +25,49 @@ class LocationTable:
 
     A record is kept as a plain tuple, not an object, because the table is
     the one structure whose size grows with the herd's users.
+
+    Every store takes the next sequence number of this table's life (its
+    :attr:`epoch`, random per table), and the records are kept in the order
+    of their last store, so "what changed since sequence number N" is a walk
+    back from the newest record (:meth:`clients_since`): how a neighbour that
+    was away is sent only the difference (core/resume.py).
     """
 
-    __slots__ = ("_records",)
+    __slots__ = ("_records", "epoch", "on_store", "seq")
 
     def __init__(self) -> None:
-        self._records: dict[bytes, tuple[int, bytes]] = {}
+        self._records: dict[bytes, tuple[int, bytes, int]] = {}
+        #: Names this life of the table: sequence numbers mean nothing across lives.
+        self.epoch = os.urandom(8).hex().encode()
+        #: The sequence number of the latest store.
+        self.seq = 0
+        #: Given every AT line the table stores, when set (the durable journal).
+        self.on_store: Callable[[bytes], None] | None = None
 
     def __len__(self) -> int:
         return len(self._records)
 
     def clients(self) -> Iterator[bytes]:
-        """Client IDs, in the order they first appeared."""
+        """Client IDs, oldest store first."""
         return iter(self._records)
+
+    def clients_since(self, seq: int) -> list[bytes]:
+        """Client IDs stored after sequence number ``seq``, oldest first."""
+        newer: list[bytes] = []
+        for client_id in reversed(self._records):
+            if self._records[client_id][2] <= seq:
+                break
+            newer.append(client_id)
+        newer.reverse()
+        return newer
+
+    def lines(self) -> list[bytes]:
+        """Every stored AT line, oldest store first.
+
+        Safe to call from another thread while the event loop stores: the
+        copy is one C-level call, which the GIL does not interleave.
+        """
+        return [record[1] for record in list(self._records.values())]
 
     def line(self, client_id: bytes) -> bytes | None:
         """The stored AT line for ``client_id``, if any."""
@@ -57,10 +88,15 @@ class LocationTable:
         """
         stored = self._records.get(at.client_id)
         if stored is not None:
-            stored_ns, stored_line = stored
+            stored_ns, stored_line, _ = stored
             if at.client_time_ns < stored_ns:
                 return False
             if at.client_time_ns == stored_ns and (from_client or at.line <= stored_line):
                 return False
-        self._records[at.client_id] = (at.client_time_ns, at.line)
+            # Moved to the end: the dict stays in order of last store.
+            del self._records[at.client_id]
+        self.seq += 1
+        self._records[at.client_id] = (at.client_time_ns, at.line, self.seq)
+        if self.on_store is not None:
+            self.on_store(at.line)
         return True

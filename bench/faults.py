@@ -1,0 +1,528 @@
+"""``python -m bench.faults``: break the herd on purpose, then count what it lost.
+
+Jepsen's method, on loopback: a steady IAMAT load goes to the live servers
+and every IAMAT that got its AT back is noted (acknowledged); a fault is
+injected; afterwards every acknowledged update is looked for at every
+server. Four faults:
+
+* ``kill``: N cycles of SIGKILL and restart of a random server;
+* ``killall``: every server SIGKILLed at once, then all restarted (with
+  ``--state-dir``, what survives is what their journals held);
+* ``partition``: the herd cut in two ({Hill, Jaquez} | the rest) for some
+  seconds, then healed;
+* ``stop``: one server SIGSTOPped for some seconds, then SIGCONTinued.
+
+Every server runs with ``--state-dir``. Reported per fault: updates
+acknowledged, updates lost (missing or older at some server once the herd
+has converged, or after :data:`CONVERGE_LIMIT`), seconds from the heal to
+convergence (every server holding the same acknowledged updates; for a
+whole-herd kill that may be without some), and servers that died on their
+own.
+
+How a server's table is read: the harness is a neighbour of every server
+(``Probe`` in the configuration), answering its link's handshake with
+``RESUME - 0``. The server then sends its whole table and ``MARK`` when it is
+level (docs/peer-protocol.md), so the lines before the first ``MARK`` are
+exactly its table. To read it again, the harness hangs up; the server
+relinks within tens of milliseconds.
+
+How a partition is made: each server gets a configuration file of its own,
+in which its neighbours' ports are those of relays the harness runs, one per
+direction of each link. Cutting a link closes its relay's connections and
+refuses new ones (connection refused, as from a host that is down); healing
+accepts again. Clients still reach every server directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import random
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench import procs
+from bench.impls import IMPLEMENTATIONS, Implementation
+from trioherd.core.config import CS131_HERD
+
+PROG = "python -m bench.faults"
+#: The longest the harness waits for the herd to hold every acknowledged update.
+CONVERGE_LIMIT = 30.0
+#: The longest a table read may take.
+DUMP_LIMIT = 20.0
+#: One side of the partition.
+PARTITION_SIDE = frozenset({"Hill", "Jaquez"})
+#: Where IAMATs claim to be.
+WHERE = b"+34.068930-118.445127"
+
+
+class Tables:
+    """The harness as every server's neighbour: reads their tables on demand."""
+
+    def __init__(self) -> None:
+        #: Where each server listens, for :meth:`read`.
+        self.ports: dict[str, int] = {}
+        self._links: dict[str, asyncio.StreamWriter] = {}
+        self._tables: dict[str, asyncio.Future[dict[bytes, bytes]]] = {}
+        self.port = 0
+
+    async def start(self) -> asyncio.Server:
+        server = await asyncio.start_server(self._link, "127.0.0.1", 0)
+        self.port = server.sockets[0].getsockname()[1]
+        return server
+
+    async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            hello = (await reader.readline()).split()
+            if len(hello) < 3 or hello[0] != b"PEER":
+                return
+            name = hello[1].decode()
+            old = self._links.pop(name, None)
+            if old is not None:
+                old.close()
+            self._links[name] = writer
+            writer.write(b"RESUME - 0\n")
+            table: dict[bytes, bytes] = {}
+            while line := await reader.readline():
+                if line.startswith(b"MARK"):
+                    break
+                fields = line.split()
+                if len(fields) == 6:
+                    table[fields[3]] = line.rstrip(b"\n")
+            else:
+                return
+            waiting = self._tables.get(name)
+            if waiting is not None and not waiting.done():
+                waiting.set_result(table)
+            # Later lines (floods) are not needed: read and drop them.
+            while await reader.read(1 << 16):
+                pass
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            pass
+        finally:
+            writer.close()
+
+    async def read(self, name: str) -> dict[bytes, bytes]:
+        """Server ``name``'s whole table, as it is now.
+
+        Raises:
+            TimeoutError: no complete table within :data:`DUMP_LIMIT`.
+        """
+        future: asyncio.Future[dict[bytes, bytes]] = asyncio.get_running_loop().create_future()
+        self._tables[name] = future
+        # A server asks RESUME (and so sends MARK) only of a neighbour whose
+        # link has asked it: ask, as the neighbour Probe, in its current life.
+        async with asyncio.timeout(DUMP_LIMIT):
+            reader, writer = await asyncio.open_connection("127.0.0.1", self.ports[name])
+            try:
+                writer.write(b"PEER %s 1\nRESUME\n" % procs.PROBE.encode())
+                await reader.readline()
+            finally:
+                writer.close()
+        link = self._links.pop(name, None)
+        if link is not None:
+            link.close()  # the server relinks and sends its table afresh
+        async with asyncio.timeout(DUMP_LIMIT):
+            return await future
+
+
+class Relay:
+    """One direction of one herd link, through the harness, so it can be cut."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.port = procs.free_ports(1)[0]
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.StreamWriter] = set()
+
+    async def open(self) -> None:
+        self._server = await asyncio.start_server(self._pipe, "127.0.0.1", self.port)
+
+    async def cut(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for writer in list(self._pipes):
+            writer.transport.abort()
+        self._pipes.clear()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._pipes |= {writer, up_writer}
+
+        async def copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError):
+                while data := await src.read(1 << 16):
+                    dst.write(data)
+                    await dst.drain()
+            dst.transport.abort()
+
+        await asyncio.gather(copy(reader, up_writer), copy(up_reader, writer))
+        self._pipes -= {writer, up_writer}
+
+
+class FaultHerd(procs.Herd):
+    """The CS 131 herd, each server with its own configuration whose links go through relays."""
+
+    def __init__(self, impl: Implementation, workdir: Path, tables: Tables) -> None:
+        options = ["--log-level", "warning", "--places-url", "http://127.0.0.1:9/nearby"]
+        options += ["--state-dir", str(workdir / "state")]
+        super().__init__(
+            impl.command(),
+            CS131_HERD.names,
+            workdir,
+            options=options,
+            label=impl.name,
+            probe_port=tables.port,
+        )
+        tables.ports = self.ports
+        self.relays = {
+            (server.name, peer): Relay(self.ports[peer])
+            for server in CS131_HERD.servers
+            for peer in server.peers
+        }
+        self.crashed: list[str] = []
+
+    def spawn(
+        self,
+        name: str,
+        *options: str,
+        command: Sequence[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        open_files: int | None = None,
+    ) -> procs.ChildProcess:
+        # Each server reads a configuration of its own (its links' relays).
+        shared, self.config = self.config, self._config_of(name)
+        try:
+            return super().spawn(name, *options, command=command, env=env, open_files=open_files)
+        finally:
+            self.config = shared
+
+    def _config_of(self, name: str) -> Path:
+        return self.workdir / f"{name}.toml"
+
+    async def start_faulty(self) -> float:
+        """Open the relays, write each server's configuration, start them all."""
+        for relay in self.relays.values():
+            await relay.open()
+        for server in CS131_HERD.servers:
+            # This server sees each neighbour at the port of the relay for its link.
+            ports = dict(self.ports)
+            ports.update({peer: self.relays[server.name, peer].port for peer in server.peers})
+            self._config_of(server.name).write_text(procs.herd_toml(ports, self.probe_port))
+        return await self.start_all()
+
+    async def relaunch(self, names: Iterable[str]) -> None:
+        for name in names:
+            self.spawn(name)
+        for name in names:
+            await self.servers[name].wait_listening(self.ports[name])
+
+    def note_crashes(self) -> None:
+        for name, server in self.servers.items():
+            process = server.process
+            if process is not None and process.poll() not in (None, -signal.SIGKILL):
+                self.crashed.append(f"{name} exited {process.returncode}")
+
+
+class Load:
+    """A steady IAMAT load at the live servers; notes every acknowledged update."""
+
+    def __init__(self, herd: FaultHerd, rate: float, prefix: str) -> None:
+        self.herd = herd
+        self.rate = rate
+        self.prefix = prefix.encode()
+        self.live = set(herd.names)
+        #: Client ID -> (the AT line acknowledged, when: time.monotonic()).
+        self.acked: dict[bytes, tuple[bytes, float]] = {}
+        self._count = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(4):
+                group.create_task(self._client(self.rate / 4))
+
+    async def _client(self, rate: float) -> None:
+        writer: asyncio.StreamWriter | None = None
+        reader: asyncio.StreamReader | None = None
+        name = ""
+        while True:
+            await asyncio.sleep(random.expovariate(rate))
+            if name not in self.live and writer is not None:
+                writer.close()
+                writer = None
+            if writer is None or reader is None:
+                if not self.live:
+                    continue
+                name = random.choice(sorted(self.live))
+                try:
+                    reader, writer = await asyncio.open_connection(*self.herd.address(name))
+                except OSError:
+                    continue
+            self._count += 1
+            client = b"%s%d" % (self.prefix, self._count)
+            line = b"IAMAT %s %s %d.%09d\n" % (client, WHERE, *divmod(time.time_ns(), 10**9))
+            try:
+                writer.write(line)
+                async with asyncio.timeout(5):
+                    reply = await reader.readline()
+            except (OSError, TimeoutError):
+                writer.close()
+                writer = None
+                continue
+            if reply.startswith(b"AT "):
+                self.acked[client] = (reply.rstrip(b"\n"), time.monotonic())
+            else:
+                writer.close()
+                writer = None
+
+
+async def missing(
+    tables: Tables, herd: FaultHerd, acked: dict[bytes, bytes]
+) -> dict[str, set[bytes]]:
+    """The acknowledged updates each server lacks (or holds older)."""
+    result: dict[str, set[bytes]] = {}
+    for name in herd.names:
+        table = await tables.read(name)
+        result[name] = {client for client, line in acked.items() if table.get(client) != line}
+    return result
+
+
+async def converge(tables: Tables, herd: FaultHerd, acked: dict[bytes, bytes]) -> dict[str, Any]:
+    """Read every table until none lacks an update; report the time and what is lost."""
+    started = time.monotonic()
+    while True:
+        lacking = await missing(tables, herd, acked)
+        elapsed = time.monotonic() - started
+        counts = {name: len(clients) for name, clients in lacking.items()}
+        if not any(lacking.values()):
+            return {"converged_s": round(elapsed, 3), "lost": 0, "lacking": counts}
+        first = next(iter(lacking.values()))
+        if all(clients == first for clients in lacking.values()):
+            # Every server lacks the same updates: none holds them to pass
+            # on, so they are lost, and the herd has converged without them.
+            return {
+                "converged_s": round(elapsed, 3),
+                "lost": len(first),
+                "lacking": counts,
+                "lost_clients": first,
+            }
+        if elapsed > CONVERGE_LIMIT:
+            lost = set().union(*lacking.values())
+            return {"converged_s": None, "lost": len(lost), "lacking": counts, "lost_clients": lost}
+        await asyncio.sleep(0.05)
+
+
+def _snapshot(load: Load) -> dict[bytes, bytes]:
+    return {client: line for client, (line, _) in load.acked.items()}
+
+
+async def fault_kill(herd: FaultHerd, tables: Tables, cycles: int) -> dict[str, Any]:
+    """SIGKILL and restart a random server, ``cycles`` times, under load."""
+    load = Load(herd, rate=200, prefix="kill")
+    load.start()
+    await asyncio.sleep(0.5)
+    restart_times = []
+    for _ in range(cycles):
+        victim = random.choice(herd.names)
+        load.live.discard(victim)
+        await herd.kill(victim)
+        await asyncio.sleep(random.uniform(0.05, 0.3))
+        started = time.monotonic()
+        await herd.relaunch([victim])
+        restart_times.append(time.monotonic() - started)
+        load.live.add(victim)
+        await asyncio.sleep(random.uniform(0.1, 0.4))
+    await load.stop()
+    herd.note_crashes()
+    acked = _snapshot(load)
+    result = await converge(tables, herd, acked)
+    result.pop("lost_clients", None)
+    return {
+        "cycles": cycles,
+        "acknowledged": len(acked),
+        "restart_to_listening_s": [min(restart_times), max(restart_times)],
+        **result,
+    }
+
+
+async def fault_killall(herd: FaultHerd, tables: Tables) -> dict[str, Any]:
+    """SIGKILL every server at once under load, restart all from their journals."""
+    from trioherd.durable import SYNC_INTERVAL
+
+    load = Load(herd, rate=400, prefix="all")
+    load.start()
+    await asyncio.sleep(2.0)
+    killed_at = time.monotonic()
+    load.live.clear()
+    for name in herd.names:
+        herd.servers[name].kill()
+    for name in herd.names:
+        await herd.kill(name)
+    await load.stop()
+    acked = _snapshot(load)
+    started = time.monotonic()
+    await herd.relaunch(herd.names)
+    listening = time.monotonic() - started
+    herd.note_crashes()
+    result = await converge(tables, herd, acked)
+    lost = result.pop("lost_clients", set())
+    lost_ages = [killed_at - at for client, (_, at) in load.acked.items() if client in lost]
+    return {
+        "acknowledged": len(acked),
+        # How long before the kill the lost updates had been acknowledged.
+        "lost_acknowledged_s_before_kill": [round(min(lost_ages), 3), round(max(lost_ages), 3)]
+        if lost_ages
+        else None,
+        "acknowledged_in_last_sync_interval": sum(
+            1 for _, at in load.acked.values() if at > killed_at - SYNC_INTERVAL
+        ),
+        "restart_to_listening_s": round(listening, 3),
+        **result,
+    }
+
+
+async def fault_partition(herd: FaultHerd, tables: Tables, seconds: float) -> dict[str, Any]:
+    """Cut every link between the two sides for ``seconds``, under load, then heal."""
+    cut = [
+        relay
+        for (a, b), relay in herd.relays.items()
+        if (a in PARTITION_SIDE) != (b in PARTITION_SIDE)
+    ]
+    load = Load(herd, rate=200, prefix="part")
+    load.start()
+    await asyncio.sleep(0.5)
+    for relay in cut:
+        await relay.cut()
+    await asyncio.sleep(seconds)
+    await load.stop()
+    acked = _snapshot(load)
+    for relay in cut:
+        await relay.open()
+    herd.note_crashes()
+    result = await converge(tables, herd, acked)
+    result.pop("lost_clients", None)
+    return {"partition_s": seconds, "links_cut": len(cut), "acknowledged": len(acked), **result}
+
+
+async def fault_stop(herd: FaultHerd, tables: Tables, seconds: float) -> dict[str, Any]:
+    """SIGSTOP one server for ``seconds`` under load at the others, then SIGCONT."""
+    victim = "Campbell"
+    load = Load(herd, rate=200, prefix="stop")
+    load.live.discard(victim)
+    load.start()
+    await asyncio.sleep(0.5)
+    process = herd.servers[victim]
+    process.signal(signal.SIGSTOP)
+    await asyncio.sleep(seconds)
+    await load.stop()
+    acked = _snapshot(load)
+    process.signal(signal.SIGCONT)
+    herd.note_crashes()
+    result = await converge(tables, herd, acked)
+    result.pop("lost_clients", None)
+    return {"stopped": victim, "stopped_s": seconds, "acknowledged": len(acked), **result}
+
+
+async def run_faults(
+    impl: Implementation, faults: Sequence[str], workdir: Path, cycles: int, seconds: float
+) -> dict[str, Any]:
+    """Run ``faults`` against a fresh herd of ``impl``; one result per fault."""
+    tables = Tables()
+    listener = await tables.start()
+    herd = FaultHerd(impl, workdir, tables)
+    results: dict[str, Any] = {}
+    try:
+        await herd.start_faulty()
+        for fault in faults:
+            started = time.monotonic()
+            if fault == "kill":
+                results[fault] = await fault_kill(herd, tables, cycles)
+            elif fault == "killall":
+                results[fault] = await fault_killall(herd, tables)
+            elif fault == "partition":
+                results[fault] = await fault_partition(herd, tables, seconds)
+            elif fault == "stop":
+                results[fault] = await fault_stop(herd, tables, seconds)
+            results[fault]["crashed"] = list(herd.crashed)
+            results[fault]["wall_s"] = round(time.monotonic() - started, 1)
+            print(f"{impl.name} {fault}: {json.dumps(results[fault])}", file=sys.stderr)
+    finally:
+        await herd.stop()
+        for relay in herd.relays.values():
+            await relay.cut()
+        listener.close()
+    return results
+
+
+FAULTS = ("kill", "killall", "partition", "stop")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status (1 if any update was lost)."""
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
+    parser.add_argument("--impls", default="trio,asyncio", help="implementations (default both)")
+    parser.add_argument("--faults", default=",".join(FAULTS), help="faults to inject, in order")
+    parser.add_argument("--cycles", type=int, default=100, help="kill/restart cycles (100)")
+    parser.add_argument("--seconds", type=float, default=5.0, help="partition/stop length (5)")
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    args = parser.parse_args(argv)
+    faults = args.faults.split(",")
+    for fault in faults:
+        if fault not in FAULTS:
+            parser.error(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
+    document: dict[str, Any] = {
+        "command": " ".join([PROG, *(argv if argv is not None else sys.argv[1:])]),
+        "results": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="trioherd-faults-") as tmp:
+        for name in args.impls.split(","):
+            document["results"][name] = asyncio.run(
+                run_faults(
+                    IMPLEMENTATIONS[name], faults, Path(tmp) / name, args.cycles, args.seconds
+                )
+            )
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(document, indent=1) + "\n")
+    print(table(document))
+    lost = any(r.get("lost") for impl in document["results"].values() for r in impl.values())
+    return 1 if lost else 0
+
+
+def table(document: dict[str, Any]) -> str:
+    """The results as a text table."""
+    rows = ["impl      fault      acked   lost  converged_s  crashed"]
+    for impl, results in document["results"].items():
+        for fault, r in results.items():
+            rows.append(
+                f"{impl:<9} {fault:<9} {r['acknowledged']:>6} {r['lost']:>6} "
+                f"{r['converged_s'] if r['converged_s'] is not None else '-':>12}  "
+                f"{len(r['crashed'])}"
+            )
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""``python -m bench.resync``: how long a link takes to bring a neighbour level.
+
+Two servers, Hill and Jaquez, each a process of its own. Hill is filled
+with ``--clients`` records (sent as a neighbour would, over a peer link);
+then:
+
+* ``fresh``: Jaquez starts with an empty table; timed from the moment it
+  listens until it holds the last record of Hill's table;
+* ``restart`` (with ``--state-dir``): Jaquez, level with Hill, is killed
+  with SIGKILL; ``--changed`` clients move at Hill while it is away
+  (``--away`` seconds); Jaquez restarts from its journal. Reported: spawn
+  to listening (``restart_start_s``), then until an unmoved record is
+  answered, i.e. the journal is loaded (``restart_loaded_s``: the port
+  accepts before that, connections wait in the backlog), then until it
+  holds the last of the moved records (``restart_resync_s``).
+
+Whether Jaquez holds a record is asked with ``WHATSAT``: its reply starts
+with the stored AT line (or is ``? ...`` for an unknown client); the Places
+URL points at a closed port, so the Places half of the answer is a quick
+error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench import procs
+from bench.impls import IMPLEMENTATIONS, Implementation
+
+PROG = "python -m bench.resync"
+HILL_JAQUEZ = {"Hill": ["Jaquez", "Filler"], "Jaquez": ["Hill"], "Filler": ["Hill"]}
+#: Records a filler write carries.
+CHUNK = 10_000
+
+
+def _toml(ports: dict[str, int]) -> str:
+    lines = []
+    for name, peers in HILL_JAQUEZ.items():
+        quoted = ", ".join(f'"{p}"' for p in peers)
+        lines += [f"[servers.{name}]", f"port = {ports[name]}", f"peers = [{quoted}]", ""]
+    return "\n".join(lines)
+
+
+def _prepare(workdir: Path) -> dict[str, int]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    ports = dict(zip(HILL_JAQUEZ, procs.free_ports(3), strict=True))
+    (workdir / "herd.toml").write_text(_toml(ports))
+    return ports
+
+
+def at_line(client: int, version: int) -> bytes:
+    """An AT line as Hill would have stored it, ``version`` making it newer."""
+    return b"AT Hill +0.100000000 c%d +34.068930-118.445127 %d.000000000" % (
+        client,
+        1_700_000_000 + version,
+    )
+
+
+async def fill(port: int, clients: Sequence[int], version: int) -> None:
+    """Hand Hill these clients' records over a peer link, and wait till it has them all."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"PEER Filler 1\n")
+    for start in range(0, len(clients), CHUNK):
+        writer.write(b"".join(at_line(c, version) + b"\n" for c in clients[start : start + CHUNK]))
+        await writer.drain()
+    # Lines of one connection are handled in order: the answer to this one
+    # means every record before it is stored.
+    writer.write(b"DONE\n")
+    await writer.drain()
+    reply = await reader.readline()
+    assert reply == b"? DONE\n", reply
+    writer.close()
+
+
+async def holds(port: int, client: int, line: bytes, limit: float) -> float:
+    """Seconds until the server on ``port`` holds ``line`` for ``client``; polls WHATSAT."""
+    started = time.monotonic()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while time.monotonic() - started < limit:
+            writer.write(b"WHATSAT c%d 1 1\n" % client)
+            first = await reader.readline()
+            if first.startswith(b"AT "):
+                # The Places half: JSON, then an empty line.
+                while (await reader.readline()) not in (b"\n", b""):
+                    pass
+                if first.rstrip(b"\n") == line:
+                    return time.monotonic() - started
+            await asyncio.sleep(0.01)
+    finally:
+        writer.close()
+    raise TimeoutError(f"not level within {limit:g} s")
+
+
+def _child(impl: Implementation, name: str, workdir: Path, *extra: str) -> procs.ChildProcess:
+    args = [
+        *impl.command(),
+        name,
+        "--config",
+        str(workdir / "herd.toml"),
+        "--log-dir",
+        str(workdir / "logs"),
+        "--log-level",
+        "warning",
+        "--places-url",
+        "http://127.0.0.1:9/nearby",
+        *extra,
+    ]
+    return procs.ChildProcess(f"{impl.name} {name}", args, workdir / f"{name}.stderr")
+
+
+async def run(
+    impl: Implementation, clients: int, changed: int, away: float, workdir: Path
+) -> dict[str, Any]:
+    """Both measurements for one implementation."""
+    ports = _prepare(workdir)
+    state = ["--state-dir", str(workdir / "state")]
+    hill = _child(impl, "Hill", workdir)
+    hill.spawn()
+    result: dict[str, Any] = {"clients": clients, "changed": changed, "away_s": away}
+    jaquez = None
+    try:
+        await hill.wait_listening(ports["Hill"])
+        started = time.monotonic()
+        await fill(ports["Hill"], range(clients), 0)
+        result["fill_s"] = round(time.monotonic() - started, 2)
+
+        jaquez = _child(impl, "Jaquez", workdir, *state)
+        jaquez.spawn()
+        result["fresh_start_s"] = round(await jaquez.wait_listening(ports["Jaquez"]), 2)
+        last = clients - 1
+        limit = 300.0
+        result["fresh_resync_s"] = round(
+            await holds(ports["Jaquez"], last, at_line(last, 0), limit), 2
+        )
+
+        # Let the MARK that follows the resync reach Jaquez's journal (written
+        # every 50 ms): a crash before it would cost a full resync, rightly.
+        await asyncio.sleep(1.0)
+        jaquez.kill()
+        await jaquez.exited()
+        started = time.monotonic()
+        moved = list(range(0, clients, max(1, clients // changed)))[:changed]
+        await fill(ports["Hill"], moved, 1)
+        await asyncio.sleep(max(0.0, away - (time.monotonic() - started)))
+        jaquez = _child(impl, "Jaquez", workdir, *state)
+        jaquez.spawn()
+        result["restart_start_s"] = round(await jaquez.wait_listening(ports["Jaquez"]), 2)
+        # The port accepts before the journal is loaded (connections wait in
+        # the backlog): an unmoved client's record answers once it is.
+        unmoved = 1 if moved[0] != 1 else clients - 1
+        result["restart_loaded_s"] = round(
+            await holds(ports["Jaquez"], unmoved, at_line(unmoved, 0), limit), 3
+        )
+        result["restart_resync_s"] = round(
+            await holds(ports["Jaquez"], moved[-1], at_line(moved[-1], 1), limit), 3
+        )
+    finally:
+        for child in (hill, jaquez):
+            if child is not None:
+                await child.stop()
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point."""
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
+    parser.add_argument("--impls", default="trio,asyncio")
+    parser.add_argument("--clients", type=int, default=1_000_000)
+    parser.add_argument("--changed", type=int, default=100)
+    parser.add_argument("--away", type=float, default=60.0, help="seconds Jaquez is down")
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    args = parser.parse_args(argv)
+    document: dict[str, Any] = {
+        "command": " ".join([PROG, *(argv if argv is not None else sys.argv[1:])]),
+        "results": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="trioherd-resync-") as tmp:
+        for name in args.impls.split(","):
+            result = asyncio.run(
+                run(IMPLEMENTATIONS[name], args.clients, args.changed, args.away, Path(tmp) / name)
+            )
+            document["results"][name] = result
+            print(f"{name}: {json.dumps(result)}", file=sys.stderr)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(document, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""The durable journal's format, with no I/O: records to bytes and back.
+
+A server started with a state directory appends every record it stores to
+a journal file, and reads the file back at start (``trioherd/durable.py``
+does the disk work, in a thread). This module only says what the bytes are:
+
+    file    = MAGIC record*
+    record  = length:u32le crc:u32le body          (length = len(body))
+    body    = b"A" at-line                         a stored AT record
+            | b"M" peer SP epoch SP seq            a resume mark (core/resume.py)
+
+The CRC (zlib's CRC-32) covers the body. A crash can leave the file ending
+in the middle of a record, or (on some file systems, after a power cut)
+ending in garbage; :func:`decode` stops at the first record that is short,
+too long or fails its CRC and says where the good part ends, so the caller
+can truncate there and keep everything before it.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+#: The first bytes of every journal file; a file that starts otherwise is
+#: not ours (or is a future format) and is not read.
+MAGIC = b"trioherd journal 1\n"
+
+#: No record is longer than this: an AT line is bounded by the line limit
+#: (64 KiB by default), and a length field above this means the header itself
+#: is garbage.
+MAX_RECORD = 1 << 24
+
+_HEADER = struct.Struct("<II")
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """How far a neighbour's stream of records has reached us.
+
+    ``epoch`` names one life of the neighbour's table, ``seq`` a point in it
+    (docs/peer-protocol.md, "Resuming").
+    """
+
+    peer: str
+    epoch: bytes
+    seq: int
+
+
+Entry = bytes | Mark
+"""A journal entry: an AT line (without ``\\n``) or a :class:`Mark`."""
+
+
+def encode(entry: Entry) -> bytes:
+    """One record, framed."""
+    if isinstance(entry, Mark):
+        body = b"M%s %s %d" % (entry.peer.encode(), entry.epoch, entry.seq)
+    else:
+        body = b"A" + entry
+    return _HEADER.pack(len(body), zlib.crc32(body)) + body
+
+
+def encode_all(entries: list[Entry]) -> bytes:
+    """Many records, framed, as one string of bytes."""
+    return b"".join([encode(entry) for entry in entries])
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """What :func:`decode` found in a journal file."""
+
+    entries: list[Entry]
+    #: How many bytes from the start of the file are good records.
+    good_length: int
+    #: Why reading stopped before the end of the data, or ``None``.
+    problem: str | None
+
+
+class NotAJournal(Exception):
+    """The file does not start with :data:`MAGIC`."""
+
+
+def decode(data: bytes) -> Decoded:
+    """The records of a journal file's contents, up to the first bad one.
+
+    Raises:
+        NotAJournal: ``data`` is not empty and does not start with :data:`MAGIC`.
+    """
+    if not data:
+        return Decoded([], 0, None)
+    if not data.startswith(MAGIC):
+        if MAGIC.startswith(data):
+            # A crash while the file was being created.
+            return Decoded([], 0, "torn header")
+        raise NotAJournal("not a trioherd journal")
+    entries: list[Entry] = []
+    offset = len(MAGIC)
+    end = len(data)
+    unpack = _HEADER.unpack_from
+    while offset < end:
+        if end - offset < _HEADER.size:
+            return Decoded(entries, offset, f"torn record header at byte {offset}")
+        length, crc = unpack(data, offset)
+        if length == 0 or length > MAX_RECORD:
+            return Decoded(entries, offset, f"bad record length {length} at byte {offset}")
+        start = offset + _HEADER.size
+        body = data[start : start + length]
+        if len(body) < length:
+            return Decoded(entries, offset, f"torn record at byte {offset}")
+        if zlib.crc32(body) != crc:
+            return Decoded(entries, offset, f"bad checksum at byte {offset}")
+        entry = _entry(body)
+        if entry is None:
+            return Decoded(entries, offset, f"unknown record at byte {offset}")
+        entries.append(entry)
+        offset = start + length
+    return Decoded(entries, offset, None)
+
+
+def _entry(body: bytes) -> Entry | None:
+    kind = body[:1]
+    if kind == b"A":
+        return body[1:]
+    if kind == b"M":
+        fields = body[1:].split(b" ")
+        if len(fields) == 3 and fields[2].isdigit():
+            try:
+                peer = fields[0].decode()
+            except UnicodeDecodeError:
+                return None
+            return Mark(peer, fields[1], int(fields[2]))
+    return None
