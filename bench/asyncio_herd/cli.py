@@ -94,7 +94,13 @@ def main(
     """
     options = parse_options(argv, prog, implementation="asyncio")
     try:
-        with HerdLogs(options.log_dir, options.names, level=options.log_level) as logs:
+        with HerdLogs(
+            options.log_dir,
+            options.names,
+            level=options.log_level,
+            max_bytes=options.log_max_bytes,
+            backups=options.log_backups,
+        ) as logs:
             if options.uvloop:
                 import uvloop
 
