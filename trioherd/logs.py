@@ -160,10 +160,14 @@ class LogFile:
         self._size = 0
         self._open()
 
-    def append(self, data: bytes, records: int) -> None:
-        """Queue ``records`` whole records (``data``, each ending in ``\\n``) for writing."""
+    def append(self, data: bytes, records: int, *, always: bool = False) -> None:
+        """Queue ``records`` whole records (``data``, each ending in ``\\n``) for writing.
+
+        Past the buffer's bound they are dropped and counted, unless
+        ``always`` (a start or stop line: a few per server's life).
+        """
         with self._lock:
-            if self._pending_bytes >= self.buffer_bytes:
+            if self._pending_bytes + len(data) > self.buffer_bytes and not always:
                 self._dropped += records
                 self.dropped_total += records
                 return
@@ -328,7 +332,8 @@ class LineLog:
 
     def notice(self, message: str) -> None:
         """An event written whatever the level: a server's start and stop."""
-        self._notices.append(b"%s NOTICE %s\n" % (_CLOCK.stamp(), escape(message.encode())), 1)
+        record = b"%s NOTICE %s\n" % (_CLOCK.stamp(), escape(message.encode()))
+        self._notices.append(record, 1, always=True)
 
 
 class _FileHandler(logging.Handler):
@@ -458,8 +463,10 @@ class HerdLogs:
         tb: TracebackType | None,
     ) -> None:
         for name, file in self._files.items():
-            dropped = f"; {file.dropped_total} records dropped in all" if file.dropped_total else ""
-            self._lines[name].notice(f"log closed{dropped}")
+            total = file.dropped_total
+            self._lines[name].notice(
+                f"log closed; {total} log lines dropped in all" if total else "log closed"
+            )
         self._stopping = True
         self._wake.set()
         self._writer.join(CLOSE_TIMEOUT)

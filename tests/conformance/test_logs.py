@@ -77,7 +77,9 @@ async def test_sigterm_under_load_loses_no_line(processes: HerdProcesses) -> Non
     assert logged_out == Counter(reply for replies in got for reply in replies)
     # ...and so was every line answered; one more per client may have
     # arrived as the server stopped, unanswered.
-    answered = Counter(line for lines, replies in zip(sent, got) for line in lines[: len(replies)])
+    answered = Counter(
+        line for lines, replies in zip(sent, got, strict=True) for line in lines[: len(replies)]
+    )
     assert not answered - logged_in
     assert not logged_in - Counter(line for lines in sent for line in lines)
     assert len(list(processes.log_dir.glob("Hill.log.*"))) >= 2
