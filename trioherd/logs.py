@@ -18,7 +18,7 @@ least every :data:`FLUSH_INTERVAL`, sooner when a buffer passes
 (SIGTERM, Ctrl-C, an error) loses no record. The event loop never waits for
 the disk. If the disk is slow, full or gone, a buffer grows to its bound and
 then new records are dropped and counted, and the next write that succeeds
-says ``N records dropped``; the servers serve on either way.
+says ``N log lines dropped``; the servers serve on either way.
 
 A file is rotated when the next record would take it past its size limit
 (``NAME.log`` becomes ``NAME.log.1`` and so on), and :meth:`HerdLogs.reopen`
@@ -214,7 +214,7 @@ class LogFile:
         if dropped:
             # After the records that were kept: the drops came once the
             # buffer was full, that is after every record in it.
-            data += b"%s WARNING %d log lines dropped: the disk could not keep up\n" % (
+            data += b"%s WARNING %d log lines dropped: the disk was full, failing or too slow\n" % (
                 _stamp_of(time.time_ns() // 1_000_000),
                 dropped,
             )
