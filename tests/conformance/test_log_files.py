@@ -9,7 +9,8 @@ from pathlib import Path
 
 import trio
 
-from processes import HerdProcesses
+from bench.procs import Herd
+
 from support import WAIT, eventually
 
 #: What starts every record: a UTC timestamp to the millisecond and a level.
@@ -52,7 +53,7 @@ async def client(address: tuple[str, int], n: int, sent: list[bytes], got: list[
             got.append(reply)
 
 
-async def test_sigterm_under_load_loses_no_line(processes: HerdProcesses) -> None:
+async def test_sigterm_under_load_loses_no_line(processes: Herd) -> None:
     # Small files, so that the load also rotates them: no record may be
     # lost at a rotation either.
     await processes.start("Hill", "--log-max-bytes", "30000", "--log-backups", "1000")
@@ -67,9 +68,9 @@ async def test_sigterm_under_load_loses_no_line(processes: HerdProcesses) -> Non
                 return sum(map(len, got)) >= 1000
 
             await eventually(loaded, "1000 replies")
-            processes.processes["Hill"].send_signal(signal.SIGTERM)
-    process = processes.processes.pop("Hill")
-    assert await trio.to_thread.run_sync(process.wait, WAIT) == 0
+            processes.servers["Hill"].signal(signal.SIGTERM)
+    with trio.fail_after(WAIT):
+        assert await processes.servers["Hill"].exited() == 0
     records = read_logs(processes.log_dir, "Hill")
     logged_in = Counter(r.split(b" < ", 1)[1] for r in records if b" < IAMAT load" in r)
     logged_out = Counter(r.split(b" > ", 1)[1] for r in records if b" > AT Hill " in r)
@@ -87,7 +88,7 @@ async def test_sigterm_under_load_loses_no_line(processes: HerdProcesses) -> Non
     assert any(b"NOTICE received SIGTERM" in r for r in records)
 
 
-async def test_sighup_reopens_a_moved_log(processes: HerdProcesses) -> None:
+async def test_sighup_reopens_a_moved_log(processes: Herd) -> None:
     # At warning: line records are off, start, reopen and stop lines are not.
     await processes.start("Hill", "--log-level", "warning")
     log = processes.log_dir / "Hill.log"
@@ -98,15 +99,15 @@ async def test_sighup_reopens_a_moved_log(processes: HerdProcesses) -> None:
 
     await eventually(started, "the start line")
     log.rename(moved)
-    processes.processes["Hill"].send_signal(signal.SIGHUP)
+    processes.servers["Hill"].signal(signal.SIGHUP)
 
     async def reopened() -> bool:
         return log.exists() and b"received SIGHUP: log reopened" in log.read_bytes()
 
     await eventually(reopened, "a new log at the old path")
-    process = processes.processes.pop("Hill")
-    process.send_signal(signal.SIGTERM)
-    assert await trio.to_thread.run_sync(process.wait, WAIT) == 0
+    processes.servers["Hill"].signal(signal.SIGTERM)
+    with trio.fail_after(WAIT):
+        assert await processes.servers["Hill"].exited() == 0
     records = read_logs(processes.log_dir, "Hill")
     assert b"SIGHUP" not in moved.read_bytes()
     assert records[0].endswith(b"NOTICE received SIGHUP: log reopened")
