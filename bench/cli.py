@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level",
         choices=["warning", "info"],
         default="warning",
-        help="the servers' --log-level (default warning: logging I/O would dominate)",
+        help="the servers' --log-level (default warning), except for the +logs "
+        "implementations, which log every line as a server does by default",
     )
     parser.add_argument(
         "--log-dir",

@@ -7,6 +7,7 @@ the flags of ``python -m trioherd``. Adding one is one entry in
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import tempfile
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 
 #: The implementation every ratio is taken against.
 BASELINE = "trio"
+#: The workloads that the ``+logs`` implementations (every line logged) run.
+LOGGED_WORKLOADS = ("iamat", "flood")
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,8 @@ class Implementation:
         default: run when ``--impls`` is not given.
         workloads: the only workloads it runs (empty: all). A variant that
             differs only in WHATSAT's HTTP client has nothing to show elsewhere.
+        log_level: the servers' ``--log-level`` (``None``: the run's, ``warning``
+            unless told).
     """
 
     name: str
@@ -36,6 +41,7 @@ class Implementation:
     requires: tuple[str, ...] = ()
     default: bool = True
     workloads: tuple[str, ...] = ()
+    log_level: str | None = None
 
     def runs(self, workload: str) -> bool:
         """Whether it takes part in ``workload``."""
@@ -57,29 +63,43 @@ class Implementation:
 
 _STATE_DIR = os.path.join(tempfile.gettempdir(), f"trioherd-bench-state-{os.getpid()}")
 
+_MEASURED = (
+    Implementation("trio", "trioherd"),
+    Implementation("asyncio", "bench.asyncio_herd"),
+    Implementation("uvloop", "bench.asyncio_herd", ("--uvloop",), requires=("uvloop",)),
+    # asyncio at its fastest: clients on asyncio.Protocol callbacks.
+    Implementation("asyncio-protocol", "bench.asyncio_herd.protocol"),
+    # trioherd on trio.SocketStream rather than its LeanStream: what the
+    # lean stream gains, on demand.
+    Implementation("trio-socketstream", "bench.trio_socketstream", default=False),
+    # WHATSAT's HTTP on httpx's stock transport (httpcore, h11,
+    # trio.SocketStream) rather than our LeanTransport.
+    Implementation(
+        "trio-httpx-stock", "trioherd", ("--places-transport", "httpx"), workloads=("whatsat",)
+    ),
+    # The control: the asyncio herd with httpx instead of aiohttp, so the
+    # gap splits into the HTTP library's part and the event loop's.
+    Implementation(
+        "asyncio-httpx",
+        "bench.asyncio_herd",
+        ("--places-transport", "httpx"),
+        workloads=("whatsat",),
+    ),
+)
+
 IMPLEMENTATIONS: dict[str, Implementation] = {
     impl.name: impl
     for impl in (
-        Implementation("trio", "trioherd"),
-        Implementation("asyncio", "bench.asyncio_herd"),
-        Implementation("uvloop", "bench.asyncio_herd", ("--uvloop",), requires=("uvloop",)),
-        # asyncio at its fastest: clients on asyncio.Protocol callbacks.
-        Implementation("asyncio-protocol", "bench.asyncio_herd.protocol"),
-        # trioherd on trio.SocketStream rather than its LeanStream: what the
-        # lean stream gains, on demand.
-        Implementation("trio-socketstream", "bench.trio_socketstream", default=False),
-        # WHATSAT's HTTP on httpx's stock transport (httpcore, h11,
-        # trio.SocketStream) rather than our LeanTransport.
-        Implementation(
-            "trio-httpx-stock", "trioherd", ("--places-transport", "httpx"), workloads=("whatsat",)
-        ),
-        # The control: the asyncio herd with httpx instead of aiohttp, so the
-        # gap splits into the HTTP library's part and the event loop's.
-        Implementation(
-            "asyncio-httpx",
-            "bench.asyncio_herd",
-            ("--places-transport", "httpx"),
-            workloads=("whatsat",),
+        *_MEASURED,
+        # What a user running the defaults gets: every line in and out
+        # logged. In the workloads where logging costs most (a line per
+        # IAMAT, and per flooded AT line), beside the quiet runs.
+        *(
+            dataclasses.replace(
+                impl, name=f"{impl.name}+logs", log_level="info", workloads=LOGGED_WORKLOADS
+            )
+            for impl in _MEASURED
+            if impl.default and not impl.workloads
         ),
         # With durable state (--state-dir): what journaling costs, on demand.
         # The journals go to a directory of this benchmark process's own.

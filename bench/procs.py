@@ -398,7 +398,8 @@ def bench_herd(
     """A herd of ``impl`` as the benchmark runs it (not started yet)."""
     options = [
         "--log-level",
-        log_level,
+        # The +logs implementations log every line, whatever the run's level.
+        impl.log_level or log_level,
         # Always over HTTP: with no URL a server would load the offline
         # places index in the background, which costs CPU and memory that
         # belong to no workload.

@@ -324,6 +324,38 @@ def targets(records: Sequence[Mapping[str, Any]], impls: Sequence[str]) -> list[
     else:
         add(name, "n/a", "needs iamat with trio and uvloop")
 
+    # Issue 13: the defaults (every line logged) against the quiet run.
+    logged = f"{BASELINE}+logs"
+    name = "IAMAT N=100, every line logged: trio >= 0.8x quiet req/s, p99 <= 1.2x quiet"
+    if {BASELINE, logged} <= set(impls) and "N=100" in cases["iamat"]:
+        tp = ratio(
+            _figure(index, "iamat", "N=100", logged, "throughput"),
+            _figure(index, "iamat", "N=100", BASELINE, "throughput"),
+        )
+        p99 = ratio(
+            _figure(index, "iamat", "N=100", logged, "p99_ms"),
+            _figure(index, "iamat", "N=100", BASELINE, "p99_ms"),
+        )
+        met = tp is not None and p99 is not None and tp >= 0.8 and p99 <= 1.2
+        detail = f"{'-' if tp is None else f'{tp:.2f}x'} req/s, "
+        detail += f"p99 {'-' if p99 is None else f'{p99:.2f}x'}"
+        add(name, "met" if met else "not met", detail)
+    else:
+        add(name, "n/a", f"needs iamat N=100 with {BASELINE} and {logged}")
+    name = "IAMAT, every line logged: trio+logs/asyncio+logs >= 1.0x req/s"
+    if {logged, "asyncio+logs"} <= set(impls) and cases["iamat"]:
+        details, ok = [], True
+        for case in cases["iamat"]:
+            tp = ratio(
+                _figure(index, "iamat", case, logged, "throughput"),
+                _figure(index, "iamat", case, "asyncio+logs", "throughput"),
+            )
+            ok = ok and tp is not None and tp >= 1.0
+            details.append(f"{case}: {'-' if tp is None else f'{tp:.2f}x'}")
+        add(name, "met" if ok else "not met", "; ".join(details))
+    else:
+        add(name, "n/a", f"needs iamat with {logged} and asyncio+logs")
+
     # 3. Flood to Campbell (two hops) under 1 ms median, unloaded.
     name = "flood Hill->Campbell median < 1 ms unloaded (trio; includes the probe's hop)"
     median = _figure(index, "flood", "unloaded", BASELINE, "servers.Campbell.median_ms")

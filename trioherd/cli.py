@@ -84,7 +84,13 @@ def main(
     """
     options = parse_options(argv, prog)
     try:
-        with HerdLogs(options.log_dir, options.names, level=options.log_level) as logs:
+        with HerdLogs(
+            options.log_dir,
+            options.names,
+            level=options.log_level,
+            max_bytes=options.log_max_bytes,
+            backups=options.log_backups,
+        ) as logs:
             trio.run(serve, options, logs, streams)
     except BaseException as exc:
         return exit_status(exc, prog)

@@ -4,7 +4,7 @@
 a nursery of its own::
 
     run_herd
-    ├── signal watcher           SIGINT/SIGTERM -> graceful stop
+    ├── signal watcher           SIGINT/SIGTERM -> graceful stop, SIGHUP -> reopen logs
     └── HerdServer.run  × N      (see trioherd.server)
 
 Every listener is bound before any server starts, so servers configured with
@@ -56,7 +56,8 @@ async def run_herd(
         logs: their log files.
         max_line: the longest line a connection may send.
         streams: where the servers' streams come from.
-        handle_signals: stop gracefully on SIGINT and SIGTERM.
+        handle_signals: stop gracefully on SIGINT and SIGTERM, reopen the
+            log files on SIGHUP.
         state_dir: keep each server's table in a journal there (trioherd.durable).
         task_status: for ``nursery.start``; reports a :class:`RunningHerd`.
 
@@ -67,7 +68,7 @@ async def run_herd(
     # Signals are caught from before the port opens: a supervisor may send
     # SIGTERM the moment it sees the server listening.
     with (
-        trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM)
+        trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
         if handle_signals
         else contextlib.nullcontext()
     ) as signals:
@@ -78,6 +79,7 @@ async def run_herd(
                 {peer: addresses[peer] for peer in herd[name].peers},
                 places,
                 logs.logger(name),
+                logs.lines(name),
                 max_line=max_line,
                 streams=streams,
             )
@@ -88,11 +90,11 @@ async def run_herd(
         with journaling(state_dir, [(s.state, s.log) for s in servers.values()]):
             async with trio.open_nursery() as nursery:
                 if signals is not None:
-                    nursery.start_soon(_stop_on_signal, running, signals)
+                    nursery.start_soon(_watch_signals, running, logs, signals)
                 async with trio.open_nursery() as server_nursery:
                     for name, server in servers.items():
                         serving.announce(
-                            logs.logger(name),
+                            logs.lines(name),
                             name,
                             addresses[name],
                             herd[name].peers,
@@ -104,7 +106,12 @@ async def run_herd(
                 nursery.cancel_scope.cancel()
 
 
-async def _stop_on_signal(running: RunningHerd, signals: AsyncIterator[int]) -> None:
+async def _watch_signals(running: RunningHerd, logs: HerdLogs, signals: AsyncIterator[int]) -> None:
     async for signum in signals:
+        if signum == signal.SIGHUP:
+            # logrotate has moved the files: write new ones at the old paths.
+            logs.reopen()
+            running.reopened_logs()
+            continue
         running.signalled(signum)
         return

@@ -20,7 +20,7 @@ from trioherd import __version__
 from trioherd.core.config import CS131_HERD, BindError, ConfigError, HerdConfig, load_herd
 from trioherd.core.framing import DEFAULT_MAX_LINE
 from trioherd.durable import StateDirError
-from trioherd.logs import LogSetupError
+from trioherd.logs import DEFAULT_BACKUPS, DEFAULT_MAX_BYTES, LogSetupError
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -82,6 +82,9 @@ class Options:
     log_level: int
     max_line: int
     places: PlacesOptions = PlacesOptions()
+    #: Rotate a log file before it passes this size (0: never), keeping this many.
+    log_max_bytes: int = DEFAULT_MAX_BYTES
+    log_backups: int = DEFAULT_BACKUPS
     #: Run on uvloop (the asyncio contrast only).
     uvloop: bool = False
     #: Where to serve /metrics and /healthz, ``(host, port)``; ``None``: nowhere.
@@ -130,7 +133,22 @@ def build_parser(prog: str, implementation: str) -> OneLineParser:
         "--log-level",
         choices=sorted(_LEVELS),
         default="info",
-        help="info logs every line in and out (default); warning logs only trouble",
+        help="info logs every line in and out (default); warning logs only trouble "
+        "(and start and stop); debug adds every failed attempt to link",
+    )
+    parser.add_argument(
+        "--log-max-bytes",
+        type=int,
+        default=DEFAULT_MAX_BYTES,
+        metavar="BYTES",
+        help=f"rotate NAME.log before it passes this size, 0: never (default: {DEFAULT_MAX_BYTES})",
+    )
+    parser.add_argument(
+        "--log-backups",
+        type=int,
+        default=DEFAULT_BACKUPS,
+        metavar="N",
+        help=f"rotated files kept, NAME.log.1 the newest (default: {DEFAULT_BACKUPS})",
     )
     parser.add_argument(
         "--state-dir",
@@ -297,6 +315,8 @@ def parse_options(
             herd[name]
         except ConfigError as exc:
             parser.error(str(exc))
+    if args.log_max_bytes < 0 or args.log_backups < 0:
+        parser.error("--log-max-bytes and --log-backups cannot be negative")
     if args.max_line < 16:
         parser.error("--max-line must be at least 16 bytes")
     if args.metrics_port is not None and not 0 <= args.metrics_port < 65536:
@@ -314,6 +334,8 @@ def parse_options(
         _LEVELS[args.log_level],
         args.max_line,
         places,
+        log_max_bytes=args.log_max_bytes,
+        log_backups=args.log_backups,
         uvloop=getattr(args, "uvloop", False),
         metrics=None if args.metrics_port is None else (args.metrics_host, args.metrics_port),
         state_dir=state_dir,

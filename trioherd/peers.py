@@ -25,7 +25,7 @@ import trio
 
 from trioherd.core.link import CONNECT_TIMEOUT, LinkClosed, LinkProtocol, LinkRejected
 from trioherd.core.state import ServerState
-from trioherd.logs import show
+from trioherd.logs import LineLog
 from trioherd.stream import LEAN_STREAMS, HerdStream, StreamFactory, close_stream
 
 
@@ -37,6 +37,7 @@ class PeerLink:
         peer: the neighbour's name.
         address: where the neighbour listens, ``(host, port)``.
         log: our server's logger.
+        lines: where our server logs every line sent.
         streams: how to connect.
     """
 
@@ -46,6 +47,7 @@ class PeerLink:
         peer: str,
         address: tuple[str, int],
         log: logging.Logger,
+        lines: LineLog,
         *,
         streams: StreamFactory = LEAN_STREAMS,
     ) -> None:
@@ -53,6 +55,7 @@ class PeerLink:
         self.peer = peer
         self.address = address
         self.log = log
+        self.lines = lines
         self._streams = streams
         self._stream: HerdStream | None = None
         # Set while _send is inside send_all: nobody else may write then.
@@ -91,7 +94,7 @@ class PeerLink:
             sent = stream.send_nowait(batch)
         except OSError:
             sent = 0
-        self._log_sent(batch)
+        self.lines.link_sent(self.peer, batch)
         if sent < len(batch):
             self._leftover = batch[sent:]
             self._ready.set()
@@ -150,7 +153,7 @@ class PeerLink:
                     await stream.send_all(data)
                 else:
                     batch = self.protocol.take()
-                    self._log_sent(batch)
+                    self.lines.link_sent(self.peer, batch)
                     await stream.send_all(batch)
             finally:
                 self._sending = False
@@ -163,11 +166,6 @@ class PeerLink:
             # The neighbour's RESUME answer makes the catch-up owed.
             if self.protocol.owes():
                 self._ready.set()
-
-    def _log_sent(self, batch: bytes) -> None:
-        if self.log.isEnabledFor(logging.INFO):
-            for line in self.protocol.sent_lines(batch):
-                self.log.info("link to %s > %s", self.peer, show(line))
 
     async def _backoff(self) -> None:
         with trio.move_on_after(self.protocol.backoff()):

@@ -27,6 +27,7 @@ from trioherd.core.connection import Connection, Exchange
 from trioherd.core.framing import DEFAULT_MAX_LINE
 from trioherd.core.places import PlacesQuery, PlacesSource
 from trioherd.core.state import ServerState
+from trioherd.logs import LineLog
 from trioherd.peers import PeerLink
 from trioherd.serving import begin_exchange, finish_exchange, places_problem
 from trioherd.stream import (
@@ -50,6 +51,7 @@ class HerdServer:
         peers: its neighbours' addresses, ``{name: (host, port)}``.
         places: where WHATSAT gets places.
         log: the server's logger.
+        lines: where every line in and out is logged.
         max_line: the longest line accepted from a connection.
         streams: where connections' and links' streams come from.
     """
@@ -60,6 +62,7 @@ class HerdServer:
         peers: Mapping[str, tuple[str, int]],
         places: PlacesSource,
         log: logging.Logger,
+        lines: LineLog,
         *,
         max_line: int = DEFAULT_MAX_LINE,
         streams: StreamFactory = LEAN_STREAMS,
@@ -69,9 +72,10 @@ class HerdServer:
         self.state = ServerState(name, peers)
         self.places = places
         self.log = log
+        self.lines = lines
         self.max_line = max_line
         self.links = {
-            peer: PeerLink(self.state, peer, address, log, streams=streams)
+            peer: PeerLink(self.state, peer, address, log, lines, streams=streams)
             for peer, address in peers.items()
         }
         self._connection_ids = itertools.count(1)
@@ -177,11 +181,11 @@ class HerdServer:
 
     async def _answer(self, stream: HerdStream, conn: str, exchange: Exchange) -> None:
         """Carry out one exchange: floods first, then Places, then one write."""
-        begin_exchange(self.log, self.links, conn, exchange)
+        begin_exchange(self.log, self.lines, self.links, conn, exchange)
         if exchange.queries:
             await self._ask_places(exchange)
         if exchange.replies:
-            await stream.send_all(finish_exchange(self.log, conn, exchange))
+            await stream.send_all(finish_exchange(self.lines, conn, exchange))
 
     async def _ask_places(self, exchange: Exchange) -> None:
         """Ask Places for all of the exchange's WHATSATs at once."""

@@ -17,7 +17,7 @@ from typing import Generic, Protocol, TypeVar
 
 from trioherd.core.config import BindError, HerdConfig
 from trioherd.core.connection import Exchange
-from trioherd.logs import show, summary
+from trioherd.logs import LineLog
 
 #: The listen backlog, as large as the kernel allows (trio's default too), so
 #: every herd takes a burst of connections alike.
@@ -66,6 +66,7 @@ class Server(Protocol):
     """What a herd runner needs of a layer's server."""
 
     log: logging.Logger
+    lines: LineLog
 
     def stop(self) -> None:
         """Begin a graceful shutdown."""
@@ -89,19 +90,26 @@ class RunningHerd(Generic[ServerT]):
     def signalled(self, signum: int) -> None:
         """Say in every server's log which signal came, and stop them all."""
         for server in self.servers.values():
-            server.log.info("received %s", signal.Signals(signum).name)
+            server.lines.notice(f"received {signal.Signals(signum).name}: stopping")
         self.stop()
+
+    def reopened_logs(self) -> None:
+        """Say in every server's (new) log that SIGHUP reopened it."""
+        for server in self.servers.values():
+            server.lines.notice("received SIGHUP: log reopened")
 
 
 def announce(
-    log: logging.Logger, name: str, address: tuple[str, int], peers: Sequence[str], places: str
+    lines: LineLog, name: str, address: tuple[str, int], peers: Sequence[str], places: str
 ) -> None:
-    """The server's first log line: where it listens, its neighbours, its Places source."""
+    """The server's first log line: where it listens, its neighbours, its Places source.
+
+    Written at every level: a log always shows when its server ran.
+    """
     host, port = address
-    log.info(
-        "%s listening on %s:%d; peers %s; places: %s",
-        name, host, port, ", ".join(peers) or "none", places,
-    )  # fmt: skip
+    lines.notice(
+        f"{name} listening on {host}:{port}; peers {', '.join(peers) or 'none'}; places: {places}"
+    )
 
 
 class Link(Protocol):
@@ -115,12 +123,14 @@ class Link(Protocol):
 
 
 def begin_exchange(
-    log: logging.Logger, links: Mapping[str, Link], conn: str, exchange: Exchange
+    log: logging.Logger,
+    lines: LineLog,
+    links: Mapping[str, Link],
+    conn: str,
+    exchange: Exchange,
 ) -> None:
     """Before any reply: log the lines, hand the floods' first hop to the links."""
-    if log.isEnabledFor(logging.INFO):
-        for line in exchange.received:
-            log.info("%s < %s", conn, show(line))
+    lines.received(conn, exchange.received)
     for peer in exchange.flooded:
         # On the wire before the reply, when the link can take it now.
         links[peer].push()
@@ -132,11 +142,9 @@ def begin_exchange(
         log.warning("%s: line over %d bytes, closing", conn, exchange.too_long)
 
 
-def finish_exchange(log: logging.Logger, conn: str, exchange: Exchange) -> bytes:
+def finish_exchange(lines: LineLog, conn: str, exchange: Exchange) -> bytes:
     """The exchange's replies, logged, as the one buffer to write."""
-    if log.isEnabledFor(logging.INFO):
-        for reply in exchange.replies:
-            log.info("%s > %s", conn, summary(reply))
+    lines.sent(conn, exchange.replies)
     return exchange.output()
 
 

@@ -121,7 +121,13 @@ def main(
             print(f"{prog}: --uvloop needs uvloop: pip install -e '.[bench]'", file=sys.stderr)
             return 1
     try:
-        with HerdLogs(options.log_dir, options.names, level=options.log_level) as logs:
+        with HerdLogs(
+            options.log_dir,
+            options.names,
+            level=options.log_level,
+            max_bytes=options.log_max_bytes,
+            backups=options.log_backups,
+        ) as logs:
             if options.uvloop:
                 uvloop.run(serve(options, logs, server_class))
             else:

@@ -53,9 +53,9 @@ async def run_herd(
     loop = asyncio.get_running_loop()
     # Signals are caught from before the port opens, as in trio: a
     # supervisor may send SIGTERM the moment it sees the server listening.
-    stopper = _SignalStop()
+    stopper = _SignalStop(logs)
     if handle_signals:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in _SIGNALS:
             loop.add_signal_handler(signum, stopper, signum)
     try:
         sockets, addresses = bind_herd(herd, names)
@@ -68,6 +68,7 @@ async def run_herd(
             {peer: addresses[peer] for peer in herd[name].peers},
             places,
             logs.logger(name),
+            logs.lines(name),
             max_line=max_line,
         )
         for name in names
@@ -82,7 +83,7 @@ async def run_herd(
             async with asyncio.TaskGroup() as group:
                 for name, server in servers.items():
                     serving.announce(
-                        logs.logger(name),
+                        logs.lines(name),
                         name,
                         addresses[name],
                         herd[name].peers,
@@ -98,18 +99,31 @@ async def run_herd(
 
 def _remove_signal_handlers(loop: asyncio.AbstractEventLoop, installed: bool) -> None:
     if installed:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in _SIGNALS:
             loop.remove_signal_handler(signum)
 
 
-class _SignalStop:
-    """The signal handler: stops the herd, or remembers to once it exists."""
+#: SIGINT and SIGTERM stop the herd; SIGHUP reopens its logs.
+_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
-    def __init__(self) -> None:
+
+class _SignalStop:
+    """The signal handler: stops the herd, or remembers to once it exists.
+
+    SIGHUP reopens the log files instead (logrotate has moved them).
+    """
+
+    def __init__(self, logs: HerdLogs) -> None:
+        self._logs = logs
         self._running: RunningHerd | None = None
         self._caught: int | None = None
 
     def __call__(self, signum: int) -> None:
+        if signum == signal.SIGHUP:
+            self._logs.reopen()
+            if self._running is not None:
+                self._running.reopened_logs()
+            return
         if self._running is None:
             self._caught = signum
             return

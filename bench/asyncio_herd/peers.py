@@ -17,7 +17,7 @@ import logging
 from bench.asyncio_herd.stream import send_all
 from trioherd.core.link import CONNECT_TIMEOUT, LinkClosed, LinkProtocol, LinkRejected
 from trioherd.core.state import ServerState
-from trioherd.logs import show
+from trioherd.logs import LineLog
 
 
 class PeerLink:
@@ -28,15 +28,22 @@ class PeerLink:
         peer: the neighbour's name.
         address: where the neighbour listens, ``(host, port)``.
         log: our server's logger.
+        lines: where our server logs every line sent.
     """
 
     def __init__(
-        self, state: ServerState, peer: str, address: tuple[str, int], log: logging.Logger
+        self,
+        state: ServerState,
+        peer: str,
+        address: tuple[str, int],
+        log: logging.Logger,
+        lines: LineLog,
     ) -> None:
         self.protocol = LinkProtocol(state, peer)
         self.peer = peer
         self.address = address
         self.log = log
+        self.lines = lines
         self._writer: asyncio.StreamWriter | None = None
         self._sending = False
         self._ready = asyncio.Event()
@@ -63,7 +70,7 @@ class PeerLink:
         if batch:
             # An idle transport sends at once and buffers only the rest.
             writer.write(batch)
-            self._log_sent(batch)
+            self.lines.link_sent(self.peer, batch)
 
     async def run(self) -> None:
         """Keep the link up until cancelled."""
@@ -106,7 +113,7 @@ class PeerLink:
             self._sending = True
             try:
                 batch = self.protocol.take()
-                self._log_sent(batch)
+                self.lines.link_sent(self.peer, batch)
                 # What push() wrote is ahead of this in the transport's buffer.
                 await send_all(writer, batch)
             finally:
@@ -120,11 +127,6 @@ class PeerLink:
             # The neighbour's RESUME answer makes the catch-up owed.
             if self.protocol.owes():
                 self._ready.set()
-
-    def _log_sent(self, batch: bytes) -> None:
-        if batch and self.log.isEnabledFor(logging.INFO):
-            for line in self.protocol.sent_lines(batch):
-                self.log.info("link to %s > %s", self.peer, show(line))
 
     async def _backoff(self) -> None:
         with contextlib.suppress(TimeoutError):

@@ -135,13 +135,13 @@ class HerdProtocol(asyncio.Protocol):
             exchange = self._connection.next_exchange()
             if exchange is None:
                 break
-            begin_exchange(server.log, server.links, self._conn, exchange)
+            begin_exchange(server.log, server.lines, server.links, self._conn, exchange)
             if exchange.queries:
                 transport.pause_reading()
                 self.answering = asyncio.get_running_loop().create_task(self._answer(exchange))
                 return
             if exchange.replies:
-                transport.write(finish_exchange(server.log, self._conn, exchange))
+                transport.write(finish_exchange(server.lines, self._conn, exchange))
         if self._connection.finished:
             transport.close()
 
@@ -161,10 +161,10 @@ class HerdProtocol(asyncio.Protocol):
             return
         if self._server.stopping:
             # Shutdown came while we asked Places: answer, read no more.
-            transport.write(finish_exchange(self._server.log, self._conn, exchange))
+            transport.write(finish_exchange(self._server.lines, self._conn, exchange))
             transport.close()
             return
-        transport.write(finish_exchange(self._server.log, self._conn, exchange))
+        transport.write(finish_exchange(self._server.lines, self._conn, exchange))
         if not self._writing_paused:
             transport.resume_reading()
         self._pump()

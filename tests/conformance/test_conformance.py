@@ -152,9 +152,13 @@ async def test_killed_neighbour_catches_up_after_restart(processes: Herd) -> Non
     # reaches Hill.
     new = (await talk(smith, b"IAMAT s +3+3 %s\n" % now())).rstrip(b"\n")
     await eventually(partial(holds, processes.address("Hill"), b"s", new), "Hill to learn")
-    log = (processes.log_dir / "Hill.log").read_text()
-    assert "link to Smith" in log
-    assert "link from Smith accepted" in log
+
+    # The log is written at most 100 ms after the fact: wait for it.
+    async def hill_logged_the_links() -> bool:
+        log = (processes.log_dir / "Hill.log").read_text()
+        return "link to Smith" in log and "link from Smith accepted" in log
+
+    await eventually(hill_logged_the_links, "Hill to log both links to Smith")
 
 
 async def test_out_of_descriptors_the_server_waits_and_serves_again(
