@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from trioherd.core.limits import DEFAULT_LIMITS, Limits
 from trioherd.core.messages import (
     PEER_PROTOCOL_VERSION,
     At,
@@ -41,9 +42,16 @@ BATCH_RECORDS = 1024
 
 @dataclass(frozen=True, slots=True)
 class PeerJoined:
-    """A connection identified itself as the neighbour ``peer``."""
+    """A connection identified itself as the neighbour ``peer``.
+
+    With a herd secret it has yet to prove it (the
+    :class:`~trioherd.core.connection.Connection` runs the challenge);
+    ``options`` are its handshake's options, ``name`` its name as sent.
+    """
 
     peer: str
+    name: bytes = field(default=b"", compare=False)
+    options: dict[bytes, bytes] = field(default_factory=dict, compare=False)
 
 
 Outcome = bytes | PlacesQuery | PeerJoined | None
@@ -88,12 +96,25 @@ class ServerState:
     Args:
         name: the server's name, as it appears in AT lines.
         peers: the names of its neighbours.
+        limits: the bounds on stored clients and on future client times.
+        secret: the herd secret that peer links must prove they know, or
+            ``None`` to accept any neighbour that names itself.
     """
 
-    def __init__(self, name: str, peers: Iterable[str]) -> None:
+    def __init__(
+        self,
+        name: str,
+        peers: Iterable[str],
+        *,
+        limits: Limits = DEFAULT_LIMITS,
+        secret: bytes | None = None,
+    ) -> None:
         self.name = name
         self._name = name.encode()
-        self.table = LocationTable()
+        self.limits = limits
+        self.secret = secret
+        self.table = LocationTable(limits.max_clients)
+        self._max_future_ns = int(limits.max_future * 1e9) if limits.max_future else 0
         self._outboxes: dict[str, Outbox] = {peer: Outbox() for peer in peers}
         self._peer_names = {peer.encode(): peer for peer in self._outboxes}
         # Neighbours owed new records since flooded() last asked, in order.
@@ -114,12 +135,12 @@ class ServerState:
                 ``None`` for a client connection.
         """
         if peer is not None:
-            return self._peer_line(line, peer)
+            return self._peer_line(line, peer, received_ns)
         fields = line.split()
         command = fields[0] if fields else b""
         if command == b"IAMAT":
             iamat = parse_iamat(fields)
-            if iamat is not None:
+            if iamat is not None and not self._too_far_ahead(iamat.client_time_ns, received_ns):
                 at = format_at(self._name, received_ns, iamat)
                 if self.table.offer(at, from_client=True):
                     self._flood(at, source=None)
@@ -145,7 +166,7 @@ class ServerState:
                 and hello.version == PEER_PROTOCOL_VERSION
                 and hello.name in self._peer_names
             ):
-                return PeerJoined(self._peer_names[hello.name])
+                return PeerJoined(self._peer_names[hello.name], hello.name, hello.options)
         return invalid(line)
 
     def flooded(self) -> list[str]:
@@ -166,9 +187,14 @@ class ServerState:
         """Owe ``peer`` the whole table: its link has just (re)connected."""
         self._outboxes[peer].add(self.table.clients())
 
-    def _peer_line(self, line: bytes, peer: str) -> bytes | None:
+    def _too_far_ahead(self, client_ns: int, received_ns: int) -> bool:
+        # A time far in the future would pin a record for good: no later
+        # IAMAT could be newer. Such a line is an invalid command.
+        return bool(self._max_future_ns) and client_ns - received_ns > self._max_future_ns
+
+    def _peer_line(self, line: bytes, peer: str, received_ns: int) -> bytes | None:
         at = parse_at(line)
-        if at is None:
+        if at is None or self._too_far_ahead(at.client_time_ns, received_ns):
             return invalid(line)
         if self.table.offer(at, from_client=False):
             self._flood(at, source=peer)

@@ -10,6 +10,11 @@ order floods arrive in, the herd converges on one record per client:
 
 A client's IAMAT is stricter, as docs/protocol.md asks: it must be strictly newer
 in client time to change anything; an equal time changes nothing.
+
+The table holds at most ``max_clients`` records: a record that changes
+moves to the end of the table's order, and a new client past the cap
+forgets the client least recently updated, so the table's memory is bounded
+whatever IDs clients invent.
 """
 
 from __future__ import annotations
@@ -26,16 +31,20 @@ class LocationTable:
     the one structure whose size grows with the herd's users.
     """
 
-    __slots__ = ("_records",)
+    __slots__ = ("_records", "evicted", "max_clients")
 
-    def __init__(self) -> None:
+    def __init__(self, max_clients: int = 0) -> None:
         self._records: dict[bytes, tuple[int, bytes]] = {}
+        #: The most records kept (0: no bound).
+        self.max_clients = max_clients
+        #: Records forgotten to keep within the bound.
+        self.evicted = 0
 
     def __len__(self) -> int:
         return len(self._records)
 
     def clients(self) -> Iterator[bytes]:
-        """Client IDs, in the order they first appeared."""
+        """Client IDs, least recently updated first."""
         return iter(self._records)
 
     def line(self, client_id: bytes) -> bytes | None:
@@ -55,12 +64,20 @@ class LocationTable:
             Whether the table changed, which is whether the record must be
             flooded on.
         """
-        stored = self._records.get(at.client_id)
+        records = self._records
+        stored = records.get(at.client_id)
         if stored is not None:
             stored_ns, stored_line = stored
             if at.client_time_ns < stored_ns:
                 return False
             if at.client_time_ns == stored_ns and (from_client or at.line <= stored_line):
                 return False
-        self._records[at.client_id] = (at.client_time_ns, at.line)
+            # Deleted first so that the update moves to the end of the order.
+            del records[at.client_id]
+        elif self.max_clients and len(records) >= self.max_clients:
+            # A dict keeps insertion order: the first key is the least
+            # recently updated client.
+            del records[next(iter(records))]
+            self.evicted += 1
+        records[at.client_id] = (at.client_time_ns, at.line)
         return True
