@@ -41,6 +41,8 @@ async def serve(options: Options, logs: HerdLogs, streams: StreamFactory = LEAN_
                         logs,
                         max_line=options.max_line,
                         streams=streams,
+                        limits=options.limits,
+                        secret=options.herd_secret,
                     )
                 )
                 for name, (host, port) in running.addresses.items():

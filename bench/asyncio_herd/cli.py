@@ -73,6 +73,8 @@ async def serve(
                 logs,
                 max_line=options.max_line,
                 server_class=server_class,
+                limits=options.limits,
+                secret=options.herd_secret,
                 started=partial(_announce, logs),
             )
         finally:

@@ -8,7 +8,11 @@ whole::
     port = 8000
     peers = ["Jaquez", "Smith"]
 
-A link listed on either side exists in both directions.
+A link listed on either side exists in both directions. A top-level key
+names the file holding the herd secret that peer links must prove they know
+(docs/peer-protocol.md), relative to the TOML file::
+
+    herd_secret_file = "herd.secret"
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import errno
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 DEFAULT_HOST = "127.0.0.1"
@@ -59,6 +63,8 @@ class HerdConfig:
     """The whole herd, servers in the order they were declared."""
 
     servers: tuple[ServerConfig, ...]
+    #: The file holding the herd secret, if the configuration names one.
+    secret_file: Path | None = None
 
     def __getitem__(self, name: str) -> ServerConfig:
         for server in self.servers:
@@ -130,6 +136,12 @@ def parse_herd(text: str, source: str = "<config>") -> HerdConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    unknown_top = set(data) - {"servers", "herd_secret_file"}
+    if unknown_top:
+        raise ConfigError(f"{source}: unknown key {sorted(unknown_top)[0]!r}")
+    secret_file = data.get("herd_secret_file")
+    if secret_file is not None and (not isinstance(secret_file, str) or not secret_file):
+        raise ConfigError(f"{source}: herd_secret_file must be a file name")
     servers = data.get("servers")
     if not isinstance(servers, dict) or not servers:
         raise ConfigError(f"{source}: no [servers.NAME] tables")
@@ -151,9 +163,14 @@ def parse_herd(text: str, source: str = "<config>") -> HerdConfig:
             raise ConfigError(f"{source}: servers.{name}.peers must be a list of names")
         spec[name] = (host, port, peers)
     try:
-        return build_herd(spec)
+        herd = build_herd(spec)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
+    if secret_file is None:
+        return herd
+    # Relative to the configuration file, not to wherever the server starts.
+    base = Path(source).parent if source != "<config>" else Path()
+    return replace(herd, secret_file=base / secret_file)
 
 
 def load_herd(path: Path) -> HerdConfig:
