@@ -25,7 +25,7 @@ import trio
 
 from trioherd.core.connection import Connection, Exchange
 from trioherd.core.framing import DEFAULT_MAX_LINE
-from trioherd.core.limits import DEFAULT_LIMITS, Admission, Limits
+from trioherd.core.limits import DEFAULT_LIMITS, SEND_BUFFER, Admission, Limits
 from trioherd.core.places import PlacesQuery, PlacesSource
 from trioherd.core.state import ServerState
 from trioherd.peers import PeerLink
@@ -154,6 +154,7 @@ class HerdServer:
     async def _serve_connection(self, sock: socket.socket, address: tuple[str, int]) -> None:
         conn = f"conn {next(self._connection_ids)} {address[0]}:{address[1]}"
         self.log.info("%s: accepted", conn)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         stream = self.streams.accepted(sock)
         try:
             try:

@@ -21,7 +21,7 @@ from bench.asyncio_herd.peers import PeerLink
 from bench.asyncio_herd.stream import RECEIVE_SIZE, send_all
 from trioherd.core.connection import Connection, Exchange
 from trioherd.core.framing import DEFAULT_MAX_LINE
-from trioherd.core.limits import DEFAULT_LIMITS, Admission, Limits
+from trioherd.core.limits import DEFAULT_LIMITS, SEND_BUFFER, Admission, Limits
 from trioherd.core.places import PlacesQuery, PlacesSource
 from trioherd.core.state import ServerState
 from trioherd.serving import LISTEN_BACKLOG, begin_exchange, finish_exchange, places_problem
@@ -136,6 +136,9 @@ class HerdServer:
         self._connections.add(task)
         conn = f"conn {next(self._connection_ids)} {_address(writer)}"
         self.log.info("%s: accepted", conn)
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         try:
             await self._converse(reader, writer, conn, task)
         except (ConnectionError, OSError) as exc:

@@ -23,6 +23,13 @@ DEFAULT_LINE_TIMEOUT = 30.0
 DEFAULT_MAX_CLIENTS = 1_000_000
 #: Seconds an IAMAT's client time may be ahead of the server's clock.
 DEFAULT_MAX_FUTURE = 86_400.0
+#: The kernel's send buffer for an accepted connection, in bytes (Linux
+#: doubles it). Left to itself, Linux grows a loopback send buffer to 4 MB:
+#: a client that pipelines WHATSATs and never reads would have the server
+#: compute some 240 replies of 17 KB before its writes block, and fifty
+#: such clients would keep it busy for seconds. 64 KiB still holds several
+#: whole replies in flight.
+SEND_BUFFER = 64 * 1024
 #: The share of the descriptor limit that connections may hold: the rest
 #: is for listeners, links, the Places pool and log files.
 CONNECTION_SHARE = 0.9

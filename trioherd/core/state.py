@@ -73,6 +73,10 @@ class Outbox:
     def __len__(self) -> int:
         return len(self._pending)
 
+    def discard(self, client_id: bytes) -> None:
+        """Owe nothing more for a client the table has forgotten."""
+        self._pending.pop(client_id, None)
+
     def add(self, client_ids: Iterable[bytes]) -> None:
         """Owe the neighbour these clients' records."""
         self._pending.update(dict.fromkeys(client_ids))
@@ -201,6 +205,13 @@ class ServerState:
         return None
 
     def _flood(self, at: At, source: str | None) -> None:
+        table = self.table
+        if table.last_evicted is not None:
+            # An outbox must not outgrow a capped table: a link that is down
+            # would otherwise hold every ID ever seen.
+            for outbox in self._outboxes.values():
+                outbox.discard(table.last_evicted)
+            table.last_evicted = None
         # Forward to every neighbour but the one the update came from.
         for peer, outbox in self._outboxes.items():
             if peer != source:

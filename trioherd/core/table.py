@@ -31,7 +31,7 @@ class LocationTable:
     the one structure whose size grows with the herd's users.
     """
 
-    __slots__ = ("_records", "evicted", "max_clients")
+    __slots__ = ("_records", "evicted", "last_evicted", "max_clients")
 
     def __init__(self, max_clients: int = 0) -> None:
         self._records: dict[bytes, tuple[int, bytes]] = {}
@@ -39,6 +39,8 @@ class LocationTable:
         self.max_clients = max_clients
         #: Records forgotten to keep within the bound.
         self.evicted = 0
+        #: The client most recently forgotten, for whoever holds its ID too.
+        self.last_evicted: bytes | None = None
 
     def __len__(self) -> int:
         return len(self._records)
@@ -77,7 +79,9 @@ class LocationTable:
         elif self.max_clients and len(records) >= self.max_clients:
             # A dict keeps insertion order: the first key is the least
             # recently updated client.
-            del records[next(iter(records))]
+            oldest = next(iter(records))
+            del records[oldest]
             self.evicted += 1
+            self.last_evicted = oldest
         records[at.client_id] = (at.client_time_ns, at.line)
         return True
