@@ -111,8 +111,12 @@ async def test_pipelined_whatsats_never_read_cost_little_and_block_nobody(
                 nursery.start_soon(send_what_fits, sock, flood)
         # Each attacker costs the server one exchange of WHATSATs and what
         # the socket buffers take before its writes block: bounded work,
-        # about a second of CPU for all fifty. Once it is done, the server
-        # waits on their sockets and serves everyone else at once.
+        # one or two seconds of CPU for all fifty, during which a fresh
+        # client waits its turn. Once it is done, the server waits on their
+        # sockets and serves everyone else at once.
+        started = time.monotonic()
+        assert (await talk(hill, b"IAMAT fresh %s %s\n" % (UCLA, now()))).startswith(b"AT Hill")
+        during = time.monotonic() - started
         await at_rest(pid)
         waits = []
         for n in range(5):
@@ -121,7 +125,7 @@ async def test_pipelined_whatsats_never_read_cost_little_and_block_nobody(
             waits.append(time.monotonic() - started)
             assert reply.startswith(b"AT Hill ")
         grown = rss_bytes(pid) - before
-        assert max(waits) < 0.1, waits
+        assert max(waits) < 0.1, (during, waits)
         assert grown < 100 * 2**20, f"{grown / 2**20:.0f} MB"
         stops_in_time(processes, "Hill")
 
@@ -155,9 +159,11 @@ async def at_rest(pid: int) -> None:
         return int(fields[11]) + int(fields[12])  # utime + stime
 
     async def resting() -> bool:
+        # Not a tick of CPU in half a second: on a loaded machine a busy
+        # process still gets a few.
         before = cpu_ticks()
-        await trio.sleep(0.2)
-        return cpu_ticks() - before <= 2
+        await trio.sleep(0.5)
+        return cpu_ticks() == before
 
     await eventually(resting, f"process {pid} to finish its work")
 
@@ -165,6 +171,8 @@ async def at_rest(pid: int) -> None:
 async def test_forged_and_replayed_peers_are_refused_with_a_secret(
     processes: HerdProcesses, tmp_path: Path
 ) -> None:
+    if processes.implementation == "bench.asyncio_herd.protocol":
+        pytest.skip("its peer links and handshake are those of bench.asyncio_herd")
     secret_file = tmp_path / "herd.secret"
     secret_file.write_bytes(SECRET + b"\n")
     for name in ("Hill", "Smith"):
@@ -204,6 +212,8 @@ async def test_forged_and_replayed_peers_are_refused_with_a_secret(
 
 
 async def test_the_table_stays_within_its_cap(processes: HerdProcesses) -> None:
+    if processes.implementation != "trioherd":
+        pytest.skip("the table and its cap are the core's: one implementation proves them")
     # 10,000 clients at about 400 bytes each: 4 MB that would grow to 16 MB
     # if the cap did not hold.
     cap = 10_000
