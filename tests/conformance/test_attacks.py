@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import trio
 
+from bench.procs import Herd
 from trioherd.core.link import LinkProtocol
 from trioherd.core.state import ServerState
 
-from processes import HerdProcesses
 from support import WAIT, eventually, talk, whatsat_line
 
 UCLA = b"+34.068930-118.445127"
@@ -41,15 +41,14 @@ def rss_bytes(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-def stops_in_time(processes: HerdProcesses, name: str) -> float:
+async def stops_in_time(processes: Herd, name: str) -> float:
     """SIGTERM server ``name``; assert it exits 0 in time; return how long it took."""
-    process = processes.processes.pop(name)
-    process.send_signal(signal.SIGTERM)
+    process = processes.servers.pop(name)
+    process.signal(signal.SIGTERM)
     started = time.monotonic()
-    assert process.wait(WAIT) == 0
+    with trio.fail_after(WAIT):
+        assert await process.exited() == 0
     took = time.monotonic() - started
-    if process.stderr:
-        process.stderr.close()
     assert took < STOP_WITHIN, f"SIGTERM took {took:.2f} s"
     return took
 
@@ -93,11 +92,11 @@ async def sockets() -> AsyncIterator[list[trio.socket.SocketType]]:
 
 
 async def test_pipelined_whatsats_never_read_cost_little_and_block_nobody(
-    processes: HerdProcesses,
+    processes: Herd,
 ) -> None:
     await processes.start("Hill", "--log-level", "warning")
     hill = processes.address("Hill")
-    pid = processes.processes["Hill"].pid
+    pid = processes.servers["Hill"].pid
     await talk(hill, b"IAMAT w " + UCLA + b" " + now() + b"\n")
     # Warm: the offline Places index loaded and one WHATSAT answered.
     assert (await talk(hill, b"WHATSAT w 50 20\n")).startswith(b"AT Hill")
@@ -130,7 +129,7 @@ async def test_pipelined_whatsats_never_read_cost_little_and_block_nobody(
         assert sorted(waits)[2] < 0.1, (during, waits)
         assert max(waits) < 1.0, (during, waits)
         assert grown < 100 * 2**20, f"{grown / 2**20:.0f} MB"
-        stops_in_time(processes, "Hill")
+        await stops_in_time(processes, "Hill")
 
 
 async def pipeline(address: tuple[str, int], payload: bytes) -> bytes:
@@ -172,9 +171,9 @@ async def at_rest(pid: int) -> None:
 
 
 async def test_forged_and_replayed_peers_are_refused_with_a_secret(
-    processes: HerdProcesses, tmp_path: Path
+    processes: Herd, tmp_path: Path
 ) -> None:
-    if processes.implementation == "bench.asyncio_herd.protocol":
+    if processes.label == "bench.asyncio_herd.protocol":
         pytest.skip("its peer links and handshake are those of bench.asyncio_herd")
     secret_file = tmp_path / "herd.secret"
     secret_file.write_bytes(SECRET + b"\n")
@@ -214,15 +213,15 @@ async def test_forged_and_replayed_peers_are_refused_with_a_secret(
     assert "no herd secret" not in log
 
 
-async def test_the_table_stays_within_its_cap(processes: HerdProcesses) -> None:
-    if processes.implementation != "trioherd":
+async def test_the_table_stays_within_its_cap(processes: Herd) -> None:
+    if processes.label != "trioherd":
         pytest.skip("the table and its cap are the core's: one implementation proves them")
     # 10,000 clients at about 400 bytes each: 4 MB that would grow to 16 MB
     # if the cap did not hold.
     cap = 10_000
     await processes.start("Hill", "--log-level", "warning", "--max-clients", str(cap))
     hill = processes.address("Hill")
-    pid = processes.processes["Hill"].pid
+    pid = processes.servers["Hill"].pid
     stamp = now()
 
     async def store(first: int, count: int) -> None:
@@ -242,11 +241,11 @@ async def test_the_table_stays_within_its_cap(processes: HerdProcesses) -> None:
     assert grown < 5 * 2**20, f"{grown / 2**20:.1f} MB"
     assert (await whatsat_line(hill, b"c0")).startswith(b"? ")
     assert (await whatsat_line(hill, b"c%d" % (4 * cap - 1))).startswith(b"AT Hill ")
-    stops_in_time(processes, "Hill")
+    await stops_in_time(processes, "Hill")
 
 
 async def test_idle_and_slow_clients_are_closed_at_their_timeouts(
-    processes: HerdProcesses,
+    processes: Herd,
 ) -> None:
     await processes.start("Hill", "--idle-timeout", "0.5", "--line-timeout", "1")
     hill = processes.address("Hill")
@@ -286,11 +285,11 @@ async def test_idle_and_slow_clients_are_closed_at_their_timeouts(
             slow_after = time.monotonic() - started
         assert 0.45 < idle_after < 2.5, idle_after
         assert 0.9 < slow_after < 3, slow_after
-        stops_in_time(processes, "Hill")
+        await stops_in_time(processes, "Hill")
 
 
 async def test_the_connection_caps_hold_and_another_address_is_served(
-    processes: HerdProcesses,
+    processes: Herd,
 ) -> None:
     await processes.start("Hill", "--max-connections", "30", "--max-connections-per-address", "20")
     hill = processes.address("Hill")
@@ -322,7 +321,7 @@ async def test_the_connection_caps_hold_and_another_address_is_served(
         held.extend(third)
         closed = [await closed_by_server_now(sock) for sock in third]
         assert closed.count(True) == 3
-        stops_in_time(processes, "Hill")
+        await stops_in_time(processes, "Hill")
 
 
 async def closed_by_server_now(sock: trio.socket.SocketType) -> bool:
