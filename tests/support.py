@@ -19,6 +19,7 @@ from bench.procs import free_ports as free_ports
 from trioherd.client import exchange
 from trioherd.core.config import CS131_HERD, HerdConfig, build_herd
 from trioherd.core.framing import DEFAULT_MAX_LINE
+from trioherd.core.limits import DEFAULT_LIMITS, Limits
 from trioherd.herd import RunningHerd, run_herd
 from trioherd.logs import HerdLogs
 from trioherd.offline.nearby import NEARBY_PATH, KeyPolicy
@@ -46,13 +47,23 @@ async def herd_running(
     places: OfflinePlaces,
     *,
     max_line: int = DEFAULT_MAX_LINE,
+    limits: Limits = DEFAULT_LIMITS,
+    secret: bytes | None = None,
 ) -> AsyncIterator[RunningHerd]:
     """Servers ``names`` of ``herd`` running in this process until the block ends."""
     with HerdLogs(log_dir, names, echo_errors=False) as logs:
         async with trio.open_nursery() as nursery:
             running: RunningHerd = await nursery.start(
                 partial(
-                    run_herd, herd, names, places, logs, handle_signals=False, max_line=max_line
+                    run_herd,
+                    herd,
+                    names,
+                    places,
+                    logs,
+                    handle_signals=False,
+                    max_line=max_line,
+                    limits=limits,
+                    secret=secret,
                 )
             )
             yield running

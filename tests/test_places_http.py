@@ -17,6 +17,7 @@ import trio
 
 from bench.places_faults import Faults, parse_latency
 from trioherd.core.config import build_herd
+from trioherd.core.connection import PLACES_FAILED
 from trioherd.core.places import PlacesSource
 from trioherd.herd import RunningHerd
 from trioherd.offline.nearby import NEARBY_PATH, KeyPolicy
@@ -93,8 +94,10 @@ async def test_google_statuses_pass_through_and_the_key_stays_secret(tmp_path: P
         async with solo_over_http(tmp_path / "bad", url, key=KEY[::-1]) as (running, _):
             reply, response = await whatsat(running)
             assert response["status"] == "REQUEST_DENIED"
-            assert response["error_message"] == "The provided API key is invalid."
+            # Google's own words go to the log; the client gets ours.
+            assert response["error_message"] == PLACES_FAILED
     logs = [(tmp_path / run / "Solo.log").read_text() for run in ("good", "bad")]
+    assert "REQUEST_DENIED: The provided API key is invalid." in logs[1]
     for log in logs:
         assert KEY not in log
         assert KEY[::-1] not in log
@@ -120,7 +123,7 @@ async def test_failures_give_a_well_formed_unknown_error_reply(
         with trio.fail_after(WAIT):
             reply, response = await whatsat(running)
     assert response["status"] == "UNKNOWN_ERROR"
-    assert message in response["error_message"]
+    assert response["error_message"] == PLACES_FAILED
     assert response["results"] == []
     assert KEY.encode() not in reply
     log = (tmp_path / "Solo.log").read_text()
@@ -135,8 +138,14 @@ async def test_connection_refused(tmp_path: Path) -> None:
     async with solo_over_http(tmp_path, url, key=KEY) as (running, _):
         reply, response = await whatsat(running)
     assert response["status"] == "UNKNOWN_ERROR"
-    assert response["error_message"].startswith("Places request failed: ConnectError")
+    # The client learns that Places failed, not where Places lives.
+    assert response["error_message"] == PLACES_FAILED
+    assert b"127.0.0.1" not in reply
     assert KEY.encode() not in reply
+    assert (
+        "places: UNKNOWN_ERROR: Places request failed: ConnectError"
+        in (tmp_path / "Solo.log").read_text()
+    )
 
 
 async def test_a_hung_places_request_holds_up_no_other_client(tmp_path: Path) -> None:

@@ -50,6 +50,8 @@ async def serve(options: Options, logs: HerdLogs, streams: StreamFactory = LEAN_
                         max_line=options.max_line,
                         state_dir=options.state_dir,
                         streams=streams,
+                        limits=options.limits,
+                        secret=options.herd_secret,
                     )
                 )
                 if board is not None:

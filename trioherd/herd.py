@@ -24,12 +24,14 @@ import trio
 from trioherd import serving
 from trioherd.core.config import HerdConfig
 from trioherd.core.framing import DEFAULT_MAX_LINE
+from trioherd.core.limits import DEFAULT_LIMITS, Limits
 from trioherd.core.places import PlacesSource
 from trioherd.durable import journaling
 from trioherd.logs import HerdLogs
-from trioherd.server import HerdServer
+from trioherd.server import SHUTDOWN_GRACE, HerdServer
 from trioherd.serving import bind_herd
 from trioherd.stream import LEAN_STREAMS, StreamFactory
+from trioherd.watchdog import exit_after, open_door_warning
 
 #: What :func:`run_herd` reports once every server is listening.
 RunningHerd = serving.RunningHerd[HerdServer]
@@ -43,6 +45,8 @@ async def run_herd(
     *,
     max_line: int = DEFAULT_MAX_LINE,
     streams: StreamFactory = LEAN_STREAMS,
+    limits: Limits = DEFAULT_LIMITS,
+    secret: bytes | None = None,
     handle_signals: bool = True,
     state_dir: Path | None = None,
     task_status: trio.TaskStatus[RunningHerd] = trio.TASK_STATUS_IGNORED,
@@ -56,8 +60,11 @@ async def run_herd(
         logs: their log files.
         max_line: the longest line a connection may send.
         streams: where the servers' streams come from.
-        handle_signals: stop gracefully on SIGINT and SIGTERM, reopen the
-            log files on SIGHUP.
+        limits: bounds on what clients may cost each server.
+        secret: the herd secret peer links must prove they know, if any.
+        handle_signals: stop gracefully on SIGINT and SIGTERM, and end
+            the process if that takes more than the grace period; reopen
+            the log files on SIGHUP.
         state_dir: keep each server's table in a journal there (trioherd.durable).
         task_status: for ``nursery.start``; reports a :class:`RunningHerd`.
 
@@ -82,6 +89,8 @@ async def run_herd(
                 logs.lines(name),
                 max_line=max_line,
                 streams=streams,
+                limits=limits,
+                secret=secret,
             )
             for name in names
         }
@@ -100,6 +109,8 @@ async def run_herd(
                             herd[name].peers,
                             places.description,
                         )
+                        if secret is None:
+                            logs.logger(name).warning("%s", open_door_warning(*addresses[name]))
                         await server_nursery.start(server.run, listeners[name])
                     task_status.started(running)
                 # Every server has stopped: nothing left to watch for.
@@ -113,5 +124,7 @@ async def _watch_signals(running: RunningHerd, logs: HerdLogs, signals: AsyncIte
             logs.reopen()
             running.reopened_logs()
             continue
+        # Whatever clients do, the process is gone soon after the grace.
+        exit_after(SHUTDOWN_GRACE + 0.5)
         running.signalled(signum)
         return

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
+import resource
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,8 +21,20 @@ from typing import Any, NoReturn
 from trioherd import __version__
 from trioherd.core.config import CS131_HERD, BindError, ConfigError, HerdConfig, load_herd
 from trioherd.core.framing import DEFAULT_MAX_LINE
+from trioherd.core.limits import (
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_LIMITS,
+    DEFAULT_LINE_TIMEOUT,
+    DEFAULT_MAX_CLIENTS,
+    DEFAULT_MAX_FUTURE,
+    Limits,
+    default_max_connections,
+)
 from trioherd.durable import StateDirError
 from trioherd.logs import DEFAULT_BACKUPS, DEFAULT_MAX_BYTES, LogSetupError
+
+#: The shortest herd secret accepted, in bytes.
+MIN_SECRET = 16
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -91,6 +105,9 @@ class Options:
     metrics: tuple[str, int] | None = None
     #: Where each server journals its table (trioherd/durable.py); None: memory only.
     state_dir: Path | None = None
+    limits: Limits = DEFAULT_LIMITS
+    #: The herd secret peer links must prove they know; never logged.
+    herd_secret: bytes | None = field(default=None, repr=False)
 
 
 def build_parser(prog: str, implementation: str) -> OneLineParser:
@@ -185,6 +202,59 @@ def build_parser(prog: str, implementation: str) -> OneLineParser:
         default="127.0.0.1",
         metavar="HOST",
         help="address for --metrics-port (default 127.0.0.1; 0.0.0.0 for a scraper elsewhere)",
+    )
+    parser.add_argument(
+        "--herd-secret-file",
+        type=Path,
+        metavar="FILE",
+        help="peer links must prove they know the secret in FILE (at least "
+        f"{MIN_SECRET} bytes); without one, any process may join the herd",
+    )
+    limits = parser.add_argument_group(
+        "limits", "bounds on what a client may cost a server; 0 turns a bound off"
+    )
+    limits.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=DEFAULT_IDLE_TIMEOUT,
+        metavar="SECONDS",
+        help=f"close a client connection silent this long (default {DEFAULT_IDLE_TIMEOUT:g})",
+    )
+    limits.add_argument(
+        "--line-timeout",
+        type=float,
+        default=DEFAULT_LINE_TIMEOUT,
+        metavar="SECONDS",
+        help="close a client connection that takes longer to finish a line it has "
+        f"started (default {DEFAULT_LINE_TIMEOUT:g})",
+    )
+    limits.add_argument(
+        "--max-connections",
+        type=int,
+        metavar="N",
+        help="connections open at once (default: 90%% of the descriptor limit)",
+    )
+    limits.add_argument(
+        "--max-connections-per-address",
+        type=int,
+        metavar="N",
+        help="connections open at once from one address (default: --max-connections)",
+    )
+    limits.add_argument(
+        "--max-clients",
+        type=int,
+        default=DEFAULT_MAX_CLIENTS,
+        metavar="N",
+        help="clients stored; past it the least recently updated is forgotten "
+        f"(default {DEFAULT_MAX_CLIENTS})",
+    )
+    limits.add_argument(
+        "--max-future",
+        type=float,
+        default=DEFAULT_MAX_FUTURE,
+        metavar="SECONDS",
+        help="an IAMAT time further ahead of the server's clock is an invalid "
+        f"command (default {DEFAULT_MAX_FUTURE:g})",
     )
     places = parser.add_argument_group(
         "places",
@@ -285,6 +355,43 @@ def _places_options(
     )
 
 
+def _limits(parser: OneLineParser, args: argparse.Namespace) -> Limits:
+    for flag in ("idle_timeout", "line_timeout", "max_future"):
+        value = getattr(args, flag)
+        if math.isnan(value) or value < 0:
+            parser.error(f"--{flag.replace('_', '-')} must be a number of seconds, 0 or more")
+    for flag in ("max_connections", "max_connections_per_address", "max_clients"):
+        value = getattr(args, flag)
+        if value is not None and value < 0:
+            parser.error(f"--{flag.replace('_', '-')} must be 0 or more")
+    max_connections = args.max_connections
+    if max_connections is None:
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        max_connections = 0 if soft == resource.RLIM_INFINITY else default_max_connections(soft)
+    per_address = args.max_connections_per_address
+    return Limits(
+        idle_timeout=args.idle_timeout,
+        line_timeout=args.line_timeout,
+        max_connections=max_connections,
+        max_per_address=max_connections if per_address is None else per_address,
+        max_clients=args.max_clients,
+        max_future=args.max_future,
+    )
+
+
+def _herd_secret(parser: OneLineParser, path: Path | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        secret = path.read_bytes().strip()
+    except OSError as exc:
+        parser.error(f"cannot read herd secret file {path}: {exc.strerror}")
+    # Never echo the secret itself: only what is wrong with it.
+    if len(secret) < MIN_SECRET:
+        parser.error(f"the herd secret in {path} is shorter than {MIN_SECRET} bytes")
+    return secret
+
+
 def parse_options(
     argv: Sequence[str] | None,
     prog: str,
@@ -327,6 +434,7 @@ def parse_options(
         # In the TOML, a relative directory is relative to the file.
         assert args.config is not None
         state_dir = args.config.parent / herd.state_dir
+    secret_file = args.herd_secret_file or herd.secret_file
     return Options(
         herd,
         names,
@@ -339,6 +447,8 @@ def parse_options(
         uvloop=getattr(args, "uvloop", False),
         metrics=None if args.metrics_port is None else (args.metrics_host, args.metrics_port),
         state_dir=state_dir,
+        limits=_limits(parser, args),
+        herd_secret=_herd_secret(parser, secret_file),
     )
 
 

@@ -23,7 +23,13 @@ import logging
 
 import trio
 
-from trioherd.core.link import CONNECT_TIMEOUT, LinkClosed, LinkProtocol, LinkRejected
+from trioherd.core.link import (
+    CONNECT_TIMEOUT,
+    HANDSHAKE_TIMEOUT,
+    LinkClosed,
+    LinkProtocol,
+    LinkRejected,
+)
 from trioherd.core.state import ServerState
 from trioherd.logs import LineLog
 from trioherd.stream import LEAN_STREAMS, HerdStream, StreamFactory, close_stream
@@ -116,6 +122,7 @@ class PeerLink:
             try:
                 try:
                     await stream.send_all(protocol.connected())
+                    await self._handshake(stream)
                     self._leftover = b""
                     self._stream = stream
                     async with trio.open_nursery() as nursery:
@@ -140,6 +147,15 @@ class PeerLink:
         with trio.move_on_after(CONNECT_TIMEOUT):
             return await self._streams.connect(host, port)
         raise TimeoutError(f"no answer from {host}:{port} in {CONNECT_TIMEOUT:g} s")
+
+    async def _handshake(self, stream: HerdStream) -> None:
+        """Wait for the neighbour to prove it knows the herd secret, if there is one."""
+        with trio.move_on_after(HANDSHAKE_TIMEOUT):
+            while self.protocol.handshaking:
+                for message in self.protocol.receive(await stream.receive_some(4096)):
+                    self.log.warning("%s", message)
+            return
+        raise LinkRejected(f"no answer to the handshake in {HANDSHAKE_TIMEOUT:g} s")
 
     async def _send(self, stream: HerdStream) -> None:
         while True:

@@ -25,6 +25,7 @@ import trio
 
 from trioherd.core.connection import Connection, Exchange
 from trioherd.core.framing import DEFAULT_MAX_LINE
+from trioherd.core.limits import DEFAULT_LIMITS, SEND_BUFFER, Admission, Limits
 from trioherd.core.places import PlacesQuery, PlacesSource
 from trioherd.core.state import ServerState
 from trioherd.logs import LineLog
@@ -54,6 +55,8 @@ class HerdServer:
         lines: where every line in and out is logged.
         max_line: the longest line accepted from a connection.
         streams: where connections' and links' streams come from.
+        limits: bounds on what clients may cost the server.
+        secret: the herd secret peer links must prove they know, if any.
     """
 
     def __init__(
@@ -66,10 +69,13 @@ class HerdServer:
         *,
         max_line: int = DEFAULT_MAX_LINE,
         streams: StreamFactory = LEAN_STREAMS,
+        limits: Limits = DEFAULT_LIMITS,
+        secret: bytes | None = None,
     ) -> None:
         self.name = name
         self.streams = streams
-        self.state = ServerState(name, peers)
+        self.state = ServerState(name, peers, limits=limits, secret=secret)
+        self.admission = Admission(limits)
         self.places = places
         self.log = log
         self.lines = lines
@@ -82,6 +88,7 @@ class HerdServer:
         self._stop = trio.Event()
         self._idle_reads: set[trio.CancelScope] = set()
         self._warned_cannot_accept = -math.inf
+        self._warned_refused = -math.inf
 
     def stop(self) -> None:
         """Begin a graceful shutdown; :meth:`run` returns when it is done."""
@@ -126,7 +133,25 @@ class HerdServer:
     async def _accept(self, listener: socket.socket, connections: trio.Nursery) -> None:
         while True:
             for sock, address in await accept_batch(listener, self._cannot_accept):
-                connections.start_soon(self._serve_connection, sock, address)
+                refused = self.admission.admit(address[0])
+                if refused is None:
+                    connections.start_soon(self._serve_connection, sock, address)
+                else:
+                    # Closed at once, and accepting goes on: a cap must
+                    # never stall the listener for everyone else.
+                    sock.close()
+                    self._refuse(address, refused)
+
+    def _refuse(self, address: tuple[str, int], reason: str) -> None:
+        now = trio.current_time()
+        if now - self._warned_refused >= 1.0:
+            self._warned_refused = now
+            self.log.warning(
+                "refused a connection from %s:%d: %s (%d refused so far)",
+                *address,
+                reason,
+                self.admission.refused,
+            )
 
     def _cannot_accept(self, exc: OSError) -> None:
         # Retried every 0.1 s while it lasts: said once a second at most.
@@ -139,6 +164,7 @@ class HerdServer:
         conn = f"conn {next(self._connection_ids)} {address[0]}:{address[1]}"
         self.state.counters.connections_opened += 1
         self.log.info("%s: accepted", conn)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         stream = self.streams.accepted(sock)
         try:
             try:
@@ -151,20 +177,30 @@ class HerdServer:
         except Exception:
             # A bug must cost one connection, never the server.
             self.log.exception("%s: internal error, connection closed", conn)
+        finally:
+            self.admission.release(address[0])
 
     async def _converse(self, stream: HerdStream, conn: str) -> None:
-        connection = Connection(self.state, self.max_line)
+        connection = Connection(self.state, self.max_line, opened_ns=time.time_ns())
         # Shutdown cancels this scope only while it is in _idle_reads, that
         # is while the task waits for a read, never in the middle of an
-        # answer. One scope for the connection's life, not one per read:
-        # entering a trio cancel scope costs about as much as a schedule point.
+        # answer; the scope's deadline, set only around a read, is the
+        # idle timeout or the deadline to finish a line. One scope for the
+        # connection's life, not one per read: entering a trio cancel scope
+        # costs about as much as a schedule point.
+        why = ""
         with trio.CancelScope() as idle:
             while not self._stop.is_set():
+                timeout = connection.read_timeout(time.time_ns())
+                if timeout is not None:
+                    idle.deadline = trio.current_time() + timeout[0]
+                    why = timeout[1]
                 self._idle_reads.add(idle)
                 try:
                     data = await stream.receive_some(RECEIVE_SIZE)
                 finally:
                     self._idle_reads.discard(idle)
+                    idle.deadline = math.inf
                 if idle.cancel_called:
                     # Shutdown came as the read completed: what it brought
                     # arrived too late, as if a moment later.
@@ -174,6 +210,8 @@ class HerdServer:
                     await self._answer(stream, conn, exchange)
                 if connection.finished:
                     break
+        if idle.cancel_called and not self._stop.is_set():
+            self.log.info("%s: %s, closing", conn, why)
         if connection.peer is not None:
             self.log.info("%s: link from %s closed", conn, connection.peer)
         else:

@@ -140,6 +140,8 @@ def begin_exchange(
         links[exchange.joined].retry_now()
     if exchange.too_long is not None:
         log.warning("%s: line over %d bytes, closing", conn, exchange.too_long)
+    if exchange.refused is not None:
+        log.error("%s: peer handshake refused: %s", conn, exchange.refused)
 
 
 def finish_exchange(lines: LineLog, conn: str, exchange: Exchange) -> bytes:

@@ -94,6 +94,8 @@ async def serve(
                 max_line=options.max_line,
                 state_dir=options.state_dir,
                 server_class=server_class,
+                limits=options.limits,
+                secret=options.herd_secret,
                 started=started,
             )
         finally:

@@ -16,14 +16,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.asyncio_herd.server import HerdServer
+from bench.asyncio_herd.server import SHUTDOWN_GRACE, HerdServer
 from trioherd import serving
 from trioherd.core.config import HerdConfig
 from trioherd.core.framing import DEFAULT_MAX_LINE
+from trioherd.core.limits import DEFAULT_LIMITS, Limits
 from trioherd.core.places import PlacesSource
 from trioherd.durable import journaling
 from trioherd.logs import HerdLogs
 from trioherd.serving import bind_herd
+from trioherd.watchdog import exit_after, open_door_warning
 
 #: What :func:`run_herd` reports once every server is listening.
 RunningHerd = serving.RunningHerd[HerdServer]
@@ -36,6 +38,8 @@ async def run_herd(
     logs: HerdLogs,
     *,
     max_line: int = DEFAULT_MAX_LINE,
+    limits: Limits = DEFAULT_LIMITS,
+    secret: bytes | None = None,
     handle_signals: bool = True,
     server_class: type[HerdServer] = HerdServer,
     state_dir: Path | None = None,
@@ -70,6 +74,8 @@ async def run_herd(
             logs.logger(name),
             logs.lines(name),
             max_line=max_line,
+            limits=limits,
+            secret=secret,
         )
         for name in names
     }
@@ -89,6 +95,8 @@ async def run_herd(
                         herd[name].peers,
                         places.description,
                     )
+                    if secret is None:
+                        logs.logger(name).warning("%s", open_door_warning(*addresses[name]))
                     ready = asyncio.Event()
                     group.create_task(server.run(sockets[name], ready.set))
                     await ready.wait()
@@ -127,6 +135,8 @@ class _SignalStop:
         if self._running is None:
             self._caught = signum
             return
+        # Whatever clients do, the process is gone soon after the grace.
+        exit_after(SHUTDOWN_GRACE + 0.5)
         self._running.signalled(signum)
 
     def serve(self, running: RunningHerd) -> None:

@@ -15,7 +15,13 @@ import contextlib
 import logging
 
 from bench.asyncio_herd.stream import send_all
-from trioherd.core.link import CONNECT_TIMEOUT, LinkClosed, LinkProtocol, LinkRejected
+from trioherd.core.link import (
+    CONNECT_TIMEOUT,
+    HANDSHAKE_TIMEOUT,
+    LinkClosed,
+    LinkProtocol,
+    LinkRejected,
+)
 from trioherd.core.state import ServerState
 from trioherd.logs import LineLog
 
@@ -89,6 +95,7 @@ class PeerLink:
             self.log.info("%s", protocol.connected_message(host, port))
             try:
                 await send_all(writer, protocol.connected())
+                await self._handshake(reader)
                 self._writer = writer
                 async with asyncio.TaskGroup() as link:
                     link.create_task(self._send(writer))
@@ -104,6 +111,16 @@ class PeerLink:
                 with contextlib.suppress(OSError):
                     await writer.wait_closed()
             await self._backoff()
+
+    async def _handshake(self, reader: asyncio.StreamReader) -> None:
+        """Wait for the neighbour to prove it knows the herd secret, if there is one."""
+        try:
+            async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+                while self.protocol.handshaking:
+                    for message in self.protocol.receive(await reader.read(4096)):
+                        self.log.warning("%s", message)
+        except TimeoutError:
+            raise LinkRejected(f"no answer to the handshake in {HANDSHAKE_TIMEOUT:g} s") from None
 
     async def _send(self, writer: asyncio.StreamWriter) -> None:
         while True:

@@ -26,8 +26,9 @@ import sys
 import time
 
 from bench.asyncio_herd.cli import main
-from bench.asyncio_herd.server import HerdServer
+from bench.asyncio_herd.server import CLOSE_TIMEOUT, HerdServer
 from trioherd.core.connection import Connection, Exchange
+from trioherd.core.limits import SEND_BUFFER
 from trioherd.serving import LISTEN_BACKLOG, begin_exchange, finish_exchange
 
 
@@ -64,26 +65,59 @@ class HerdProtocol(asyncio.Protocol):
 
     def __init__(self, server: ProtocolHerdServer) -> None:
         self._server = server
-        self._connection = Connection(server.state, server.max_line)
+        self._connection = Connection(server.state, server.max_line, opened_ns=time.time_ns())
         self._transport: asyncio.Transport | None = None
         self._conn = ""
+        self._host: str | None = None  # set once admitted
         self._writing_paused = False
+        # The idle timeout or line deadline, while reading.
+        self._timer: asyncio.TimerHandle | None = None
         #: The task answering an exchange with WHATSATs, while there is one.
         self.answering: asyncio.Task[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
         server = self._server
         host, port, *_ = transport.get_extra_info("peername") or ("?", 0)
+        refused = server.admission.admit(host)
+        if refused is not None:
+            # As trio: closed at once, and the listener goes on accepting.
+            transport.abort()
+            server._refuse(f"{host}:{port}", refused)
+            return
+        self._transport = transport
+        self._host = host
         self._conn = f"conn {next(server._connection_ids)} {host}:{port}"
         server._protocols.add(self)
         server.state.counters.connections_opened += 1
         server.log.info("%s: accepted", self._conn)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+        self._arm()
 
     def data_received(self, data: bytes) -> None:
         self._connection.receive(data, time.time_ns())
         self._pump()
+        self._arm()
+
+    def _arm(self) -> None:
+        """Start the read deadline anew: idle timeout or the line's deadline."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        transport = self._transport
+        if transport is None or transport.is_closing() or not transport.is_reading():
+            return
+        timeout = self._connection.read_timeout(time.time_ns())
+        if timeout is not None:
+            self._timer = asyncio.get_running_loop().call_later(
+                timeout[0], self._timed_out, timeout[1]
+            )
+
+    def _timed_out(self, why: str) -> None:
+        self._server.log.info("%s: %s, closing", self._conn, why)
+        self.close()
 
     def eof_received(self) -> bool:
         self._connection.receive(b"", time.time_ns())
@@ -93,6 +127,11 @@ class HerdProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         server = self._server
+        if self._host is None:
+            return  # refused: never counted in
+        server.admission.release(self._host)
+        if self._timer is not None:
+            self._timer.cancel()
         server._protocols.discard(self)
         server.state.counters.connections_closed += 1
         if self.answering is not None:
@@ -116,10 +155,15 @@ class HerdProtocol(asyncio.Protocol):
         if self._transport is not None and self.answering is None:
             self._transport.resume_reading()
             self._pump()
+            self._arm()
 
     def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.close()
+            # close() waits to flush, which for a client that does not read
+            # is never: it gets a bounded time, then the transport is aborted.
+            asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, transport.abort)
 
     def abort(self) -> None:
         if self._transport is not None:
@@ -143,7 +187,7 @@ class HerdProtocol(asyncio.Protocol):
             if exchange.replies:
                 transport.write(finish_exchange(server.lines, self._conn, exchange))
         if self._connection.finished:
-            transport.close()
+            self.close()
 
     async def _answer(self, exchange: Exchange) -> None:
         transport = self._transport
@@ -162,12 +206,13 @@ class HerdProtocol(asyncio.Protocol):
         if self._server.stopping:
             # Shutdown came while we asked Places: answer, read no more.
             transport.write(finish_exchange(self._server.lines, self._conn, exchange))
-            transport.close()
+            self.close()
             return
         transport.write(finish_exchange(self._server.lines, self._conn, exchange))
         if not self._writing_paused:
             transport.resume_reading()
         self._pump()
+        self._arm()
 
 
 if __name__ == "__main__":

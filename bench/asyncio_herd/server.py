@@ -10,9 +10,9 @@ grace period, and cancel the rest when the server is cancelled.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
+import math
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -21,12 +21,16 @@ from bench.asyncio_herd.peers import PeerLink
 from bench.asyncio_herd.stream import RECEIVE_SIZE, send_all
 from trioherd.core.connection import Connection, Exchange
 from trioherd.core.framing import DEFAULT_MAX_LINE
+from trioherd.core.limits import DEFAULT_LIMITS, SEND_BUFFER, Admission, Limits
 from trioherd.core.places import PlacesQuery, PlacesSource
 from trioherd.core.state import ServerState
 from trioherd.logs import LineLog
 from trioherd.serving import LISTEN_BACKLOG, begin_exchange, finish_exchange, places_problem
 
 SHUTDOWN_GRACE = 1.0
+#: How long a closed connection may take to flush its last replies before
+#: it is aborted: a client that never reads must not hold it for ever.
+CLOSE_TIMEOUT = 5.0
 
 
 class HerdServer:
@@ -39,6 +43,8 @@ class HerdServer:
         log: the server's logger.
         lines: where every line in and out is logged.
         max_line: the longest line accepted from a connection.
+        limits: bounds on what clients may cost the server.
+        secret: the herd secret peer links must prove they know, if any.
     """
 
     def __init__(
@@ -50,9 +56,13 @@ class HerdServer:
         lines: LineLog,
         *,
         max_line: int = DEFAULT_MAX_LINE,
+        limits: Limits = DEFAULT_LIMITS,
+        secret: bytes | None = None,
     ) -> None:
         self.name = name
-        self.state = ServerState(name, peers)
+        self.state = ServerState(name, peers, limits=limits, secret=secret)
+        self.admission = Admission(limits)
+        self._warned_refused = -math.inf
         self.places = places
         self.log = log
         self.lines = lines
@@ -120,10 +130,20 @@ class HerdServer:
     ) -> None:
         task = asyncio.current_task()
         assert task is not None
+        host = _host(writer)
+        refused = self.admission.admit(host)
+        if refused is not None:
+            # As trio: closed at once, and the listener goes on accepting.
+            writer.transport.abort()
+            self._refuse(_address(writer), refused)
+            return
         self._connections.add(task)
         self.state.counters.connections_opened += 1
         conn = f"conn {next(self._connection_ids)} {_address(writer)}"
         self.log.info("%s: accepted", conn)
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         try:
             await self._converse(reader, writer, conn, task)
         except (ConnectionError, OSError) as exc:
@@ -133,9 +153,34 @@ class HerdServer:
         finally:
             self._connections.discard(task)
             self.state.counters.connections_closed += 1
-            writer.close()
-            with contextlib.suppress(OSError):
+            self.admission.release(host)
+            await self._close(writer)
+
+    async def _close(self, writer: asyncio.StreamWriter) -> None:
+        # wait_closed waits until the transport has flushed what it holds,
+        # which for a client that does not read is never: it gets a bounded
+        # time (none once the server is stopping), then the transport is
+        # aborted. Trio's close is synchronous and has no such wait.
+        writer.close()
+        try:
+            async with asyncio.timeout(0 if self._stop.is_set() else CLOSE_TIMEOUT):
                 await writer.wait_closed()
+        except (OSError, TimeoutError):
+            writer.transport.abort()
+        except BaseException:
+            writer.transport.abort()
+            raise
+
+    def _refuse(self, address: str, reason: str) -> None:
+        now = time.monotonic()
+        if now - self._warned_refused >= 1.0:
+            self._warned_refused = now
+            self.log.warning(
+                "refused a connection from %s: %s (%d refused so far)",
+                address,
+                reason,
+                self.admission.refused,
+            )
 
     async def _converse(
         self,
@@ -144,16 +189,23 @@ class HerdServer:
         conn: str,
         task: asyncio.Task[None],
     ) -> None:
-        connection = Connection(self.state, self.max_line)
+        connection = Connection(self.state, self.max_line, opened_ns=time.time_ns())
         while not self._stop.is_set():
+            timeout = connection.read_timeout(time.time_ns())
             self._idle_reads.add(task)
             try:
-                data = await reader.read(RECEIVE_SIZE)
+                # The idle timeout, or the deadline to finish a line.
+                async with asyncio.timeout(None if timeout is None else timeout[0]):
+                    data = await reader.read(RECEIVE_SIZE)
             except asyncio.CancelledError:
                 # Cancelled while idle by a shutdown: a normal end. Any other
                 # cancellation (the server itself cancelled) goes on up.
                 if not self._stop.is_set():
                     raise
+                break
+            except TimeoutError:
+                assert timeout is not None
+                self.log.info("%s: %s, closing", conn, timeout[1])
                 break
             finally:
                 self._idle_reads.discard(task)
@@ -183,6 +235,11 @@ class HerdServer:
 
     async def _ask_one(self, exchange: Exchange, slot: int, query: PlacesQuery) -> None:
         places_problem(self.log, exchange.answer(slot, await self.places.nearby(query)))
+
+
+def _host(writer: asyncio.StreamWriter) -> str:
+    peername = writer.get_extra_info("peername")
+    return str(peername[0]) if peername else "?"
 
 
 def _address(writer: asyncio.StreamWriter) -> str:

@@ -204,7 +204,7 @@ def test_hello_round_trip_and_options() -> None:
     hello = parse_hello(line.split())
     assert hello is not None
     # Options no version defines are accepted and ignored.
-    assert (hello.name, hello.version) == (b"Hill", 1)
+    assert (hello.name, hello.version, hello.options) == (b"Hill", 1, {b"auth": b"s3cret"})
     assert parse_hello(b"PEER Hill".split()) is None
     assert parse_hello(b"PEER Hill one".split()) is None
     assert parse_hello(b"PEER Hill 1 novalue".split()) is None

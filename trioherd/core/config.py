@@ -10,7 +10,11 @@ whole::
 
 A link listed on either side exists in both directions. A top-level
 ``state_dir = "DIR"`` keeps the servers' tables on disk (``--state-dir``;
-relative to the file).
+relative to the file), and a top-level key names the file holding the herd
+secret that peer links must prove they know (docs/peer-protocol.md),
+relative to the TOML file::
+
+    herd_secret_file = "herd.secret"
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import errno
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 DEFAULT_HOST = "127.0.0.1"
@@ -63,6 +67,8 @@ class HerdConfig:
     servers: tuple[ServerConfig, ...]
     #: Where servers journal their tables, as the file gives it; None: memory only.
     state_dir: str | None = None
+    #: The file holding the herd secret, if the configuration names one.
+    secret_file: Path | None = None
 
     def __getitem__(self, name: str) -> ServerConfig:
         for server in self.servers:
@@ -134,6 +140,12 @@ def parse_herd(text: str, source: str = "<config>") -> HerdConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    unknown_top = set(data) - {"servers", "herd_secret_file", "state_dir"}
+    if unknown_top:
+        raise ConfigError(f"{source}: unknown key {sorted(unknown_top)[0]!r}")
+    secret_file = data.get("herd_secret_file")
+    if secret_file is not None and (not isinstance(secret_file, str) or not secret_file):
+        raise ConfigError(f"{source}: herd_secret_file must be a file name")
     servers = data.get("servers")
     state_dir = data.get("state_dir")
     if state_dir is not None and (not isinstance(state_dir, str) or not state_dir):
@@ -161,7 +173,12 @@ def parse_herd(text: str, source: str = "<config>") -> HerdConfig:
         herd = build_herd(spec)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
-    return HerdConfig(herd.servers, state_dir)
+    herd = HerdConfig(herd.servers, state_dir)
+    if secret_file is None:
+        return herd
+    # Relative to the configuration file, not to wherever the server starts.
+    base = Path(source).parent if source != "<config>" else Path()
+    return replace(herd, secret_file=base / secret_file)
 
 
 def load_herd(path: Path) -> HerdConfig:

@@ -19,6 +19,14 @@ exchange is written: that is the connection's backpressure. A client that
 pipelines thousands of WHATSATs and never reads its replies costs the
 server one exchange's replies and a socket buffer, not one reply per
 request, and its requests are still answered in order.
+
+The connection also decides how long the layer may wait for its next read
+(:meth:`Connection.read_timeout`: the idle timeout, or the deadline for a
+line already started), and, with a herd secret, runs the responder's side of
+the peer handshake (:mod:`trioherd.core.auth`): a ``PEER`` line is answered
+with a challenge, and the connection becomes the neighbour's link only once
+a ``PROOF`` line shows it knows the secret. A wrong proof ends the
+connection.
 """
 
 from __future__ import annotations
@@ -27,10 +35,15 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from trioherd.core import auth
 from trioherd.core.framing import DEFAULT_MAX_LINE, LineBuffer
-from trioherd.core.messages import invalid
+from trioherd.core.messages import format_hello, invalid
 from trioherd.core.places import PlacesQuery, whatsat_reply
 from trioherd.core.state import PeerJoined, ServerState
+
+#: What a client is told when Places failed; the detail (which may name
+#: internal hosts and ports) goes to the server's log only.
+PLACES_FAILED = "The places service could not answer this request; try again later."
 
 #: The most WHATSATs answered in one exchange: the bound on Places requests
 #: in flight for one connection, and (at about 17 KB for 20 places) on the
@@ -58,19 +71,27 @@ class Exchange:
     #: Set if the connection sent a line over the limit (for the log); the
     #: last reply answers it and the connection is finished.
     too_long: int | None = None
+    #: Set if a peer handshake was refused: why, for the log.
+    refused: str | None = None
 
     def answer(self, slot: int, response: dict[str, Any]) -> str | None:
         """Fill a WHATSAT's slot from a Places response.
+
+        A failed response's ``error_message`` is replaced by
+        :data:`PLACES_FAILED`: the client learns that Places failed, not
+        where Places lives.
 
         Returns:
             What went wrong with the Places source, for the log, or ``None``.
         """
         query = next(q for s, q in self.queries if s == slot)
-        self.replies[slot] = whatsat_reply(query.at_line, response, query.bound)
         status = response.get("status")
-        if status in ("OK", "ZERO_RESULTS"):
-            return None
-        return f"{status}: {response.get('error_message', '')}"
+        problem = None
+        if status not in ("OK", "ZERO_RESULTS"):
+            problem = f"{status}: {response.get('error_message', '')}"
+            response = {**response, "error_message": PLACES_FAILED}
+        self.replies[slot] = whatsat_reply(query.at_line, response, query.bound)
+        return problem
 
     def output(self) -> bytes:
         """Everything to write, in one buffer."""
@@ -85,15 +106,42 @@ class Connection:
         max_line: the longest line accepted, in bytes.
     """
 
-    __slots__ = ("_buffer", "_eof", "_lines", "_received_ns", "_state", "_too_long", "peer")
+    __slots__ = (
+        "_buffer",
+        "_candidate",
+        "_eof",
+        "_line_since_ns",
+        "_lines",
+        "_new_nonce",
+        "_received_ns",
+        "_refused",
+        "_state",
+        "_too_long",
+        "peer",
+    )
 
-    def __init__(self, state: ServerState, max_line: int = DEFAULT_MAX_LINE) -> None:
+    def __init__(
+        self,
+        state: ServerState,
+        max_line: int = DEFAULT_MAX_LINE,
+        *,
+        opened_ns: int = 0,
+        new_nonce: auth.NonceSource = auth.new_nonce,
+    ) -> None:
         self._state = state
         self._buffer = LineBuffer(max_line)
         self._lines: deque[bytes] = deque()
-        self._received_ns = 0
+        # The last read's time: the idle timeout runs from it.
+        self._received_ns = opened_ns
+        # When the line now buffered began, if one is.
+        self._line_since_ns: int | None = None
         self._eof = False
         self._too_long: bytes | None = None
+        # A neighbour challenged and not yet proven: (peer, its name as
+        # sent, its nonce, ours).
+        self._candidate: tuple[str, bytes, bytes, bytes] | None = None
+        self._refused = False
+        self._new_nonce = new_nonce
         #: The neighbour this connection is the link of, or ``None`` for a client.
         self.peer: str | None = None
 
@@ -104,8 +152,28 @@ class Connection:
 
     @property
     def finished(self) -> bool:
-        """Nothing more will be read: EOF or an over-long line, and all answered."""
-        return (self._eof or self._too_long is not None) and not self._lines
+        """Nothing more will be read: EOF, an over-long line or a failed proof; all answered."""
+        return (self._eof or self._too_long is not None or self._refused) and not self._lines
+
+    def read_timeout(self, now_ns: int) -> tuple[float, str] | None:
+        """How long the layer may wait for the next read, and what it waits for.
+
+        ``None`` for a neighbour's link, which is quiet whenever the herd
+        is; otherwise the time left of the deadline for finishing a line
+        already started, or of the idle timeout. Past it, the layer closes
+        the connection and logs the reason.
+        """
+        if self.peer is not None:
+            return None
+        limits = self._state.limits
+        if self._line_since_ns is not None:
+            timeout, since, what = limits.line_timeout, self._line_since_ns, "line unfinished"
+        else:
+            timeout, since, what = limits.idle_timeout, self._received_ns, "idle"
+        if not 0 < timeout < float("inf"):
+            return None
+        left = timeout - (now_ns - since) / 1e9
+        return max(left, 0.0), f"{what} for {timeout:g} s"
 
     def receive(self, data: bytes, received_ns: int) -> None:
         """What one read brought: bytes, or ``b""`` at EOF.
@@ -115,11 +183,17 @@ class Connection:
             received_ns: when they arrived, in POSIX nanoseconds: the time an
                 IAMAT among them is stamped with.
         """
-        if self._eof or self._too_long is not None:
+        if self._eof or self._too_long is not None or self._refused:
             return
-        lines, too_long = self._buffer.receive(data)
+        buffer = self._buffer
+        lines, too_long = buffer.receive(data)
         self._lines.extend(lines)
         self._received_ns = received_ns
+        if not buffer.pending:
+            self._line_since_ns = None
+        elif lines or self._line_since_ns is None:
+            # A new line began in this read.
+            self._line_since_ns = received_ns
         if not data:
             self._eof = True
         if too_long is not None:
@@ -144,6 +218,12 @@ class Connection:
                 exchange.too_long = self.max_line
                 break
             exchange.received.append(line)
+            if self._candidate is not None:
+                replies.append(self._check_proof(line, exchange))
+                if self._refused:
+                    lines.clear()
+                    break
+                continue
             outcome = state.handle(line, self._received_ns, self.peer)
             if isinstance(outcome, bytes):
                 replies.append(outcome)
@@ -152,8 +232,47 @@ class Connection:
                 exchange.queries.append((len(replies), outcome))
                 replies.append(b"")
             elif isinstance(outcome, PeerJoined):
-                self.peer = exchange.joined = outcome.peer
+                if state.secret is None:
+                    self.peer = exchange.joined = outcome.peer
+                else:
+                    replies.append(self._challenge(line, outcome, exchange))
         exchange.flooded = state.flooded()
         # Before any reply goes out: the durable journal writes what was stored.
         state.lines_handled()
         return exchange
+
+    def _challenge(self, line: bytes, hello: PeerJoined, exchange: Exchange) -> bytes:
+        """Answer a neighbour's ``PEER`` line when a secret is configured."""
+        secret = self._state.secret
+        assert secret is not None
+        their_nonce = hello.options.get(b"nonce", b"")
+        if not auth.is_nonce(their_nonce):
+            exchange.refused = f"{hello.peer} sent no nonce: it does not know there is a secret"
+            return invalid(line)
+        our_name = self._state.name.encode()
+        our_nonce = self._new_nonce()
+        self._candidate = (hello.peer, hello.name, their_nonce, our_nonce)
+        mac = auth.proof(secret, auth.RESPONDER, hello.name, our_name, their_nonce, our_nonce)
+        return format_hello(our_name, {b"nonce": our_nonce, b"proof": mac})
+
+    def _check_proof(self, line: bytes, exchange: Exchange) -> bytes:
+        """The line after our challenge: the neighbour's ``PROOF``, or the end."""
+        assert self._candidate is not None
+        secret = self._state.secret
+        assert secret is not None
+        peer, name, their_nonce, our_nonce = self._candidate
+        self._candidate = None
+        fields = line.split()
+        our_name = self._state.name.encode()
+        if (
+            len(fields) == 2
+            and fields[0] == b"PROOF"
+            and auth.proof_holds(
+                secret, fields[1], auth.INITIATOR, name, our_name, their_nonce, our_nonce
+            )
+        ):
+            self.peer = exchange.joined = peer
+            return b""
+        exchange.refused = f"{peer} failed to prove it knows the herd secret"
+        self._refused = True
+        return invalid(line)

@@ -42,6 +42,11 @@ class LineBuffer:
         self._scanned = 0
         self._failed = False
 
+    @property
+    def pending(self) -> bool:
+        """Whether part of a line is buffered, waiting for the rest."""
+        return bool(self._buffer)
+
     def feed(self, data: bytes) -> tuple[list[bytes], LineTooLong | None]:
         """Add received bytes.
 

@@ -10,10 +10,18 @@ task is a plain loop around it (docs/peer-protocol.md)::
         try: connect (within CONNECT_TIMEOUT)
         except OSError as exc:
             log link.cannot_connect(exc); sleep link.backoff(); continue
-        send link.connected(); then, until the link fails:
+        send link.connected()
+        while link.handshaking (within HANDSHAKE_TIMEOUT):
+            feed what the neighbour says to link.receive(data)
+        then, until the link fails:
             send link.take() whenever link.owes(),
             and feed what the neighbour says to link.receive(data)
         log link.dropped(exc); sleep link.backoff()
+
+With a herd secret, ``connected()`` sends a nonce, the neighbour's answer
+must prove it knows the secret (:mod:`trioherd.core.auth`), and the first
+thing :meth:`LinkProtocol.take` hands out is our own proof. Without one,
+``handshaking`` is false at once and the link works as the course's herd.
 """
 
 from __future__ import annotations
@@ -21,8 +29,9 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
+from trioherd.core import auth
 from trioherd.core.framing import LineBuffer
-from trioherd.core.messages import format_hello
+from trioherd.core.messages import PEER_PROTOCOL_VERSION, format_hello, parse_hello
 from trioherd.core.resume import ASK, ASK_REFUSED, parse_resume
 from trioherd.core.state import ServerState
 
@@ -33,6 +42,9 @@ BACKOFF_FIRST = 0.05
 BACKOFF_CAP = 2.0
 #: A connection attempt that neither succeeds nor fails by then is given up.
 CONNECT_TIMEOUT = 5.0
+#: A neighbour that has not answered our authenticated handshake by then is
+#: given up, as a connection attempt would be.
+HANDSHAKE_TIMEOUT = 5.0
 #: The longest line a neighbour says back that we keep whole.
 _MAX_REPLY_LINE = 4096
 
@@ -56,9 +68,11 @@ class LinkProtocol:
     """The outbound link from our server to the neighbour ``peer``.
 
     Args:
-        state: our server's state: what the link owes comes from it.
+        state: our server's state: what the link owes comes from it, and
+            the herd secret, if any.
         peer: the neighbour's name.
         uniform: the random source for the backoff's jitter.
+        new_nonce: the source of handshake nonces.
     """
 
     def __init__(
@@ -67,18 +81,26 @@ class LinkProtocol:
         peer: str,
         *,
         uniform: Callable[[float, float], float] = random.uniform,
+        new_nonce: auth.NonceSource = auth.new_nonce,
     ) -> None:
         self._state = state
         self.peer = peer
         self._uniform = uniform
-        self._hello = format_hello(state.name.encode())
+        self._new_nonce = new_nonce
+        self._name = state.name.encode()
         self._replies = LineBuffer(_MAX_REPLY_LINE)
+        # Our nonce while we wait for the neighbour's proof.
+        self._nonce = b""
+        # Our proof, owed to the neighbour ahead of any record.
+        self._proof = b""
         #: Failed attempts since the link was last up.
         self.failures = 0
         #: Whether the handshake has been sent and the link not dropped since.
         self.up = False
-        # Between the handshake and the neighbour's answer to ASK: nothing
-        # is owed yet, since what is owed depends on that answer.
+        #: Whether the neighbour has yet to prove it knows the herd secret.
+        self.handshaking = False
+        # Between asking the neighbour where to resume (RESUME) and its
+        # answer: nothing is owed yet, since what is owed depends on it.
         self._asking = False
         # Whether the neighbour has answered this connection's RESUME.
         self._answered = False
@@ -96,35 +118,52 @@ class LinkProtocol:
     def connected(self) -> bytes:
         """The link is connected: the bytes to send first.
 
-        The handshake asks the neighbour how far it got (``RESUME``). If the
-        neighbour is known to answer, the link waits for the answer and then
-        owes what it lacks (core/resume.py); otherwise it owes the whole
-        table at once (and, should an answer come, sends marks from then
-        on). Either way a neighbour that restarted, or a link that was down,
-        catches up.
+        Once the handshake is done (at once without a herd secret, after
+        the neighbour's proof with one) the link asks the neighbour how far
+        it got (``RESUME``). If the neighbour is known to answer, the link
+        waits for the answer and then owes what it lacks (core/resume.py);
+        otherwise it owes the whole table at once (and, should an answer
+        come, sends marks from then on). Either way a neighbour that
+        restarted, or a link that was down, catches up.
         """
         self.failures = 0
         self.up = True
         self._replies = LineBuffer(_MAX_REPLY_LINE)
-        self._asking = self._state.marks.answers(self.peer)
+        self._proof = b""
         self._answered = False
+        if self._state.secret is None:
+            self.handshaking = False
+            return format_hello(self._name) + self._ask()
+        self.handshaking = True
+        self._asking = False
+        self._nonce = self._new_nonce()
+        return format_hello(self._name, {b"nonce": self._nonce})
+
+    def _ask(self) -> bytes:
+        """Ask the neighbour where to resume; owe the whole table unless it answers."""
+        self._asking = self._state.marks.answers(self.peer)
         if not self._asking:
             self._state.resync(self.peer)
-        return self._hello + ASK
+        return ASK
 
     def connected_message(self, host: str, port: int) -> str:
         """The log message for a link that is up."""
         return f"link to {self.peer}: connected to {host}:{port}"
 
     def owes(self) -> bool:
-        """Whether records wait to be sent on the link."""
-        return not self._asking and self._state.owes(self.peer)
+        """Whether records (or our proof) wait to be sent on the link."""
+        if self.handshaking:
+            return False
+        return bool(self._proof) or (not self._asking and self._state.owes(self.peer))
 
     def take(self) -> bytes:
-        """The next batch of AT lines to send (``b""`` if none wait)."""
-        if self._asking:
+        """The next batch of AT lines to send (``b""`` if none wait), our proof first."""
+        if self.handshaking:
             return b""
-        return self._state.take(self.peer)
+        batch = b"" if self._asking else self._state.take(self.peer)
+        if self._proof:
+            batch, self._proof = self._proof + batch, b""
+        return batch
 
     def sent_lines(self, batch: bytes) -> list[bytes]:
         """The lines of a batch that was sent, for the log."""
@@ -133,24 +172,28 @@ class LinkProtocol:
     def receive(self, data: bytes) -> list[str]:
         """What the neighbour said back: ``b""`` at EOF.
 
-        A neighbour answers our ``RESUME`` first: with where to resume, or
-        with ``? RESUME`` if it speaks the older protocol (then it is owed
-        the whole table). After that it says nothing on a good link, and
-        ``? ...`` to a line it refused. After this call, :meth:`owes` may
-        have become true.
+        A neighbour answers an authenticated handshake, then our ``RESUME``:
+        with where to resume, or with ``? RESUME`` if it speaks the older
+        protocol (then it is owed the whole table). After that it says
+        nothing on a good link, and ``? ...`` to a line it refused. After
+        this call, :meth:`owes` may have become true.
 
         Returns:
             Log messages (warnings) for the lines it refused.
 
         Raises:
-            LinkRejected: it refused our handshake.
+            LinkRejected: it refused our handshake, or failed to prove it
+                knows the herd secret.
             LinkClosed: it closed the link.
         """
         lines, _ = self._replies.receive(data)
         messages = []
         for line in lines:
-            if line.startswith(b"? PEER"):
+            if line.startswith((b"? PEER", b"? PROOF")):
                 raise LinkRejected(show_line(line))
+            if self.handshaking:
+                self._check_answer(line)
+                continue
             if not self._answered:
                 since = parse_resume(line)
                 if since is not None or line == ASK_REFUSED:
@@ -166,6 +209,28 @@ class LinkProtocol:
             raise LinkClosed(f"closed by {self.peer}")
         return messages
 
+    def _check_answer(self, line: bytes) -> None:
+        """The neighbour's answer to our nonce: its own, and its proof."""
+        secret = self._state.secret
+        assert secret is not None
+        hello = parse_hello(line.split())
+        peer = self.peer.encode()
+        if hello is None or hello.name != peer or hello.version != PEER_PROTOCOL_VERSION:
+            raise LinkRejected(f"unexpected answer to the handshake: {show_line(line[:200])}")
+        their_nonce = hello.options.get(b"nonce", b"")
+        claimed = hello.options.get(b"proof", b"")
+        if not auth.is_nonce(their_nonce) or not auth.proof_holds(
+            secret, claimed, auth.RESPONDER, self._name, peer, self._nonce, their_nonce
+        ):
+            raise LinkRejected(f"{self.peer} failed to prove it knows the herd secret")
+        # Our proof, then the question where to resume: RESUME means
+        # nothing to a neighbour before it has checked the proof.
+        self._proof = b"PROOF %s\n" % auth.proof(
+            secret, auth.INITIATOR, self._name, peer, self._nonce, their_nonce
+        )
+        self._proof += self._ask()
+        self.handshaking = False
+
     def dropped(self, exc: BaseException) -> tuple[str, bool]:
         """The link failed.
 
@@ -174,6 +239,7 @@ class LinkProtocol:
             handshake) rather than a warning (a lost connection).
         """
         self.up = False
+        self.handshaking = False
         if isinstance(exc, LinkRejected):
             return f"link to {self.peer}: rejected: {exc}", True
         if isinstance(exc, LinkClosed):

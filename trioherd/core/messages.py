@@ -199,24 +199,27 @@ PEER_PROTOCOL_VERSION: Final = 1
 class Hello:
     """The first line of a peer link: ``PEER name version [key=value ...]``.
 
-    Options are there so the handshake can grow (authentication will be one)
-    without a new version. No option is defined yet, so a parsed handshake
-    keeps none: their syntax is checked and they are ignored.
+    Options are there so the handshake can grow without a new version: a
+    server ignores options it does not know. Authentication uses ``nonce``
+    and ``proof`` (docs/peer-protocol.md).
     """
 
     name: bytes
     version: int
+    options: dict[bytes, bytes]
 
 
 def parse_hello(fields: list[bytes]) -> Hello | None:
     """Fields of a ``PEER`` handshake line, or ``None``."""
     if len(fields) < 3 or fields[0] != b"PEER" or _BOUND.fullmatch(fields[2]) is None:
         return None
+    options: dict[bytes, bytes] = {}
     for option in fields[3:]:
-        key, sep, _ = option.partition(b"=")
+        key, sep, value = option.partition(b"=")
         if not sep or not key:
             return None
-    return Hello(fields[1], int(fields[2]))
+        options[key] = value
+    return Hello(fields[1], int(fields[2]), options)
 
 
 def format_hello(name: bytes, options: dict[bytes, bytes] | None = None) -> bytes:

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from trioherd.core.counters import Counters
+from trioherd.core.limits import DEFAULT_LIMITS, Limits
 from trioherd.core.messages import (
     PEER_PROTOCOL_VERSION,
     At,
@@ -43,9 +44,16 @@ BATCH_RECORDS = 1024
 
 @dataclass(frozen=True, slots=True)
 class PeerJoined:
-    """A connection identified itself as the neighbour ``peer``."""
+    """A connection identified itself as the neighbour ``peer``.
+
+    With a herd secret it has yet to prove it (the
+    :class:`~trioherd.core.connection.Connection` runs the challenge);
+    ``options`` are its handshake's options, ``name`` its name as sent.
+    """
 
     peer: str
+    name: bytes = field(default=b"", compare=False)
+    options: dict[bytes, bytes] = field(default_factory=dict, compare=False)
 
 
 Outcome = bytes | PlacesQuery | PeerJoined | None
@@ -74,6 +82,10 @@ class Outbox:
 
     def __len__(self) -> int:
         return len(self._pending) + self._mark_due
+
+    def discard(self, client_id: bytes) -> None:
+        """Owe nothing more for a client the table has forgotten."""
+        self._pending.pop(client_id, None)
 
     def add(self, client_ids: Iterable[bytes]) -> None:
         """Owe the neighbour these clients' records."""
@@ -108,12 +120,25 @@ class ServerState:
     Args:
         name: the server's name, as it appears in AT lines.
         peers: the names of its neighbours.
+        limits: the bounds on stored clients and on future client times.
+        secret: the herd secret that peer links must prove they know, or
+            ``None`` to accept any neighbour that names itself.
     """
 
-    def __init__(self, name: str, peers: Iterable[str]) -> None:
+    def __init__(
+        self,
+        name: str,
+        peers: Iterable[str],
+        *,
+        limits: Limits = DEFAULT_LIMITS,
+        secret: bytes | None = None,
+    ) -> None:
         self.name = name
         self._name = name.encode()
-        self.table = LocationTable()
+        self.limits = limits
+        self.secret = secret
+        self.table = LocationTable(limits.max_clients)
+        self._max_future_ns = int(limits.max_future * 1e9) if limits.max_future else 0
         self._outboxes: dict[str, Outbox] = {peer: Outbox() for peer in peers}
         self._peer_names = {peer.encode(): peer for peer in self._outboxes}
         # Neighbours owed new records since flooded() last asked, in order.
@@ -147,7 +172,7 @@ class ServerState:
         if command == b"IAMAT":
             counters.lines_iamat += 1
             iamat = parse_iamat(fields)
-            if iamat is not None:
+            if iamat is not None and not self._too_far_ahead(iamat.client_time_ns, received_ns):
                 at = format_at(self._name, received_ns, iamat)
                 if self.table.offer(at, from_client=True):
                     counters.stored_from_clients += 1
@@ -178,7 +203,7 @@ class ServerState:
                 and hello.version == PEER_PROTOCOL_VERSION
                 and hello.name in self._peer_names
             ):
-                return PeerJoined(self._peer_names[hello.name])
+                return PeerJoined(self._peer_names[hello.name], hello.name, hello.options)
         else:
             counters.lines_other += 1
         counters.lines_invalid += 1
@@ -219,6 +244,11 @@ class ServerState:
         """``peer`` keeps marks after all: send it one whenever we are level."""
         self._outboxes[peer].reconnected(marking=True)
 
+    def _too_far_ahead(self, client_ns: int, received_ns: int) -> bool:
+        # A time far in the future would pin a record for good: no later
+        # IAMAT could be newer. Such a line is an invalid command.
+        return bool(self._max_future_ns) and client_ns - received_ns > self._max_future_ns
+
     def _peer_line(self, line: bytes, peer: str, received_ns: int) -> bytes | None:
         self.counters.lines_at += 1
         if line.startswith(b"MARK"):
@@ -226,7 +256,7 @@ class ServerState:
         if line.split() == [b"RESUME"]:
             return self.marks.resume_reply(peer)
         at = parse_at(line)
-        if at is None:
+        if at is None or self._too_far_ahead(at.client_time_ns, received_ns):
             self.counters.lines_invalid += 1
             return invalid(line)
         if self.table.offer(at, from_client=False):
@@ -235,6 +265,13 @@ class ServerState:
         return None
 
     def _flood(self, at: At, source: str | None) -> None:
+        table = self.table
+        if table.last_evicted is not None:
+            # An outbox must not outgrow a capped table: a link that is down
+            # would otherwise hold every ID ever seen.
+            for outbox in self._outboxes.values():
+                outbox.discard(table.last_evicted)
+            table.last_evicted = None
         # Forward to every neighbour but the one the update came from.
         for peer, outbox in self._outboxes.items():
             if peer != source:

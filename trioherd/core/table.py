@@ -10,6 +10,11 @@ order floods arrive in, the herd converges on one record per client:
 
 A client's IAMAT is stricter, as docs/protocol.md asks: it must be strictly newer
 in client time to change anything; an equal time changes nothing.
+
+The table holds at most ``max_clients`` records: a record that changes
+moves to the end of the table's order, and a new client past the cap
+forgets the client least recently updated, so the table's memory is bounded
+whatever IDs clients invent.
 """
 
 from __future__ import annotations
@@ -33,9 +38,9 @@ class LocationTable:
     was away is sent only the difference (core/resume.py).
     """
 
-    __slots__ = ("_records", "epoch", "on_store", "seq")
+    __slots__ = ("_records", "epoch", "evicted", "last_evicted", "max_clients", "on_store", "seq")
 
-    def __init__(self) -> None:
+    def __init__(self, max_clients: int = 0) -> None:
         self._records: dict[bytes, tuple[int, bytes, int]] = {}
         #: Names this life of the table: sequence numbers mean nothing across lives.
         self.epoch = os.urandom(8).hex().encode()
@@ -43,12 +48,18 @@ class LocationTable:
         self.seq = 0
         #: Given every AT line the table stores, when set (the durable journal).
         self.on_store: Callable[[bytes], None] | None = None
+        #: The most records kept (0: no bound).
+        self.max_clients = max_clients
+        #: Records forgotten to keep within the bound.
+        self.evicted = 0
+        #: The client most recently forgotten, for whoever holds its ID too.
+        self.last_evicted: bytes | None = None
 
     def __len__(self) -> int:
         return len(self._records)
 
     def clients(self) -> Iterator[bytes]:
-        """Client IDs, oldest store first."""
+        """Client IDs, least recently stored first."""
         return iter(self._records)
 
     def clients_since(self, seq: int) -> list[bytes]:
@@ -86,17 +97,25 @@ class LocationTable:
             Whether the table changed, which is whether the record must be
             flooded on.
         """
-        stored = self._records.get(at.client_id)
+        records = self._records
+        stored = records.get(at.client_id)
         if stored is not None:
             stored_ns, stored_line, _ = stored
             if at.client_time_ns < stored_ns:
                 return False
             if at.client_time_ns == stored_ns and (from_client or at.line <= stored_line):
                 return False
-            # Moved to the end: the dict stays in order of last store.
-            del self._records[at.client_id]
+            # Deleted first so that the update moves to the end of the order.
+            del records[at.client_id]
+        elif self.max_clients and len(records) >= self.max_clients:
+            # A dict keeps insertion order: the first key is the least
+            # recently updated client.
+            oldest = next(iter(records))
+            del records[oldest]
+            self.evicted += 1
+            self.last_evicted = oldest
         self.seq += 1
-        self._records[at.client_id] = (at.client_time_ns, at.line, self.seq)
+        records[at.client_id] = (at.client_time_ns, at.line, self.seq)
         if self.on_store is not None:
             self.on_store(at.line)
         return True
