@@ -415,12 +415,16 @@ class HerdLogs:
             try:
                 log_dir.mkdir(parents=True)
             except (FileExistsError, NotADirectoryError):
-                raise LogSetupError(
-                    f"cannot use log directory {log_dir}: a file is in the way, not a directory"
-                ) from None
+                # Another server of the herd, starting beside us, may have
+                # made it a moment ago: only a file in the way is an error.
+                if not log_dir.is_dir():
+                    raise LogSetupError(
+                        f"cannot use log directory {log_dir}: a file is in the way, not a directory"
+                    ) from None
             except OSError as exc:
                 raise LogSetupError(f"cannot use log directory {log_dir}: {exc.strerror}") from None
-            self._made.append(log_dir)
+            else:
+                self._made.append(log_dir)
         stderr = None
         if echo_errors:
             stderr = logging.StreamHandler()
