@@ -91,6 +91,8 @@ class Options:
     metrics: tuple[str, int] | None = None
     #: Where each server journals its table (trioherd/durable.py); None: memory only.
     state_dir: Path | None = None
+    #: anyio's backend, ``trio`` or ``asyncio`` (the anyio herd only).
+    backend: str = "trio"
 
 
 def build_parser(prog: str, implementation: str) -> OneLineParser:
@@ -186,6 +188,12 @@ def build_parser(prog: str, implementation: str) -> OneLineParser:
         metavar="HOST",
         help="address for --metrics-port (default 127.0.0.1; 0.0.0.0 for a scraper elsewhere)",
     )
+    if implementation == "anyio":
+        parser.add_argument(
+            "--backend",
+            choices=("trio", "asyncio"),
+            help="anyio's event loop (default: trio; asyncio with --uvloop)",
+        )
     places = parser.add_argument_group(
         "places",
         f"WHATSAT asks Google's Nearby Search when ${KEY_VARIABLE} or --places-key-file "
@@ -327,6 +335,10 @@ def parse_options(
         # In the TOML, a relative directory is relative to the file.
         assert args.config is not None
         state_dir = args.config.parent / herd.state_dir
+    uvloop = getattr(args, "uvloop", False)
+    backend = getattr(args, "backend", None) or ("asyncio" if uvloop else "trio")
+    if uvloop and backend != "asyncio":
+        parser.error("--uvloop needs --backend asyncio")
     return Options(
         herd,
         names,
@@ -336,9 +348,10 @@ def parse_options(
         places,
         log_max_bytes=args.log_max_bytes,
         log_backups=args.log_backups,
-        uvloop=getattr(args, "uvloop", False),
+        uvloop=uvloop,
         metrics=None if args.metrics_port is None else (args.metrics_host, args.metrics_port),
         state_dir=state_dir,
+        backend=backend,
     )
 
 
