@@ -97,7 +97,7 @@ class PeerLink:
             try:
                 stream = await self._connect()
             except OSError as exc:
-                message, loud = protocol.cannot_connect(exc)
+                message, loud = protocol.cannot_connect(cause(exc))
                 self.log.log(logging.INFO if loud else logging.DEBUG, "%s", message)
                 await self._backoff()
                 continue

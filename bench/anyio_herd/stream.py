@@ -51,8 +51,15 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 def cause(exc: BaseException) -> BaseException:
-    """The OS error behind an anyio stream error, where there is one."""
-    if isinstance(exc, anyio.BrokenResourceError) and exc.__cause__ is not None:
+    """The OS error behind an anyio error, where there is one, for the log.
+
+    anyio wraps them: a broken stream's in :class:`anyio.BrokenResourceError`,
+    a refused connection's in ``OSError("All connection attempts failed")``.
+    """
+    wrapped = isinstance(exc, anyio.BrokenResourceError) or (
+        isinstance(exc, OSError) and exc.errno is None
+    )
+    if wrapped and isinstance(exc.__cause__, OSError):
         return exc.__cause__
     return exc
 
