@@ -28,6 +28,10 @@ IMPLEMENTATIONS = [
     "bench.anyio_herd --backend asyncio",
 ]
 
+#: Those whose command line is worth testing: anyio parses it before it
+#: picks a backend, so one anyio variant covers both.
+CLI_IMPLEMENTATIONS = [i for i in IMPLEMENTATIONS if i != "bench.anyio_herd --backend asyncio"]
+
 
 def command(implementation: str) -> list[str]:
     """The words after ``python`` that run ``implementation``."""

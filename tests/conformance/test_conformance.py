@@ -211,27 +211,27 @@ async def test_sigterm_stops_a_server_cleanly(processes: Herd) -> None:
     assert "stopped" in (processes.log_dir / "Hill.log").read_text()
 
 
-def test_unknown_server_is_a_one_line_error(implementation: str, tmp_path: Path) -> None:
-    result = run_cli(*command(implementation), "Westwood", "--log-dir", str(tmp_path))
+def test_unknown_server_is_a_one_line_error(cli_implementation: str, tmp_path: Path) -> None:
+    result = run_cli(*command(cli_implementation), "Westwood", "--log-dir", str(tmp_path))
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert "unknown server 'Westwood'" in result.stderr
 
 
-def test_bad_config_is_a_one_line_error(implementation: str, tmp_path: Path) -> None:
+def test_bad_config_is_a_one_line_error(cli_implementation: str, tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
     config.write_text("[servers.Hill]\nport = 'eight thousand'\n")
-    result = run_cli(*command(implementation), "Hill", "--config", str(config))
+    result = run_cli(*command(cli_implementation), "Hill", "--config", str(config))
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert "port must be an integer" in result.stderr
-    missing = run_cli(*command(implementation), "Hill", "--config", str(tmp_path / "nope.toml"))
+    missing = run_cli(*command(cli_implementation), "Hill", "--config", str(tmp_path / "nope.toml"))
     assert missing.returncode == 2
     assert "cannot read" in missing.stderr
 
 
-def test_no_server_named_is_a_one_line_error(implementation: str) -> None:
-    result = run_cli(*command(implementation))
+def test_no_server_named_is_a_one_line_error(cli_implementation: str) -> None:
+    result = run_cli(*command(cli_implementation))
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
 
@@ -258,8 +258,8 @@ def test_port_in_use_is_a_one_line_error(implementation: str, tmp_path: Path) ->
     assert result.stderr.count("\n") == 1
 
 
-def test_help_describes_the_flags(implementation: str) -> None:
-    result = run_cli(*command(implementation), "--help")
+def test_help_describes_the_flags(cli_implementation: str) -> None:
+    result = run_cli(*command(cli_implementation), "--help")
     assert result.returncode == 0
     for flag in ("--all", "--config", "--log-dir"):
         assert flag in result.stdout
@@ -276,10 +276,10 @@ async def test_all_servers_in_one_process(processes: Herd) -> None:
     )
 
 
-def test_unusable_log_dir_is_a_one_line_error(implementation: str, tmp_path: Path) -> None:
+def test_unusable_log_dir_is_a_one_line_error(cli_implementation: str, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    result = run_cli(*command(implementation), "Hill", "--log-dir", str(blocker / "logs"))
+    result = run_cli(*command(cli_implementation), "Hill", "--log-dir", str(blocker / "logs"))
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1
     assert "cannot use log directory" in result.stderr
@@ -323,7 +323,7 @@ async def test_the_whole_path_over_http_in_one_command(processes: Herd) -> None:
     )
 
 
-def test_bad_places_options_are_one_line_errors(implementation: str, tmp_path: Path) -> None:
+def test_bad_places_options_are_one_line_errors(cli_implementation: str, tmp_path: Path) -> None:
     key_file = tmp_path / "key"
     key_file.write_text(KEY + " and more")
     cases = [
@@ -335,7 +335,7 @@ def test_bad_places_options_are_one_line_errors(implementation: str, tmp_path: P
         (["--places-concurrency", "0"], "--places-concurrency must be"),
     ]
     for options, message in cases:
-        result = run_cli(*command(implementation), "Hill", *options, "--log-dir", str(tmp_path))
+        result = run_cli(*command(cli_implementation), "Hill", *options, "--log-dir", str(tmp_path))
         assert result.returncode == 2, options
         assert result.stderr.count("\n") == 1, result.stderr
         assert message in result.stderr
