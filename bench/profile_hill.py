@@ -29,7 +29,7 @@ from pathlib import Path
 from bench.impls import IMPLEMENTATIONS
 from bench.loadgen import new_event_loop
 from bench.procs import Herd
-from bench.workers import LoadWorkers
+from bench.workers import LoadWorkers, merge
 from bench.workloads import sleep_until
 from trioherd.core.config import CS131_HERD
 
@@ -49,8 +49,11 @@ PLACES = (
     ("outcome/", "trio"),
     ("uvloop/", "uvloop"),
     ("asyncio/", "asyncio"),
+    ("selectors.py", "selectors (epoll registrations)"),
     ("logging/", "logging"),
 )
+#: How many innermost frames the summary lists.
+TOP = 15
 _FRAME = re.compile(r"\((?P<file>[^():]+)(?::\d+)?\)$")
 
 
@@ -67,6 +70,8 @@ def place(frame: str) -> str:
 def summarise(raw: str) -> list[str]:
     """Self and inclusive shares of each place, from py-spy's collapsed stacks."""
     own: Counter[str] = Counter()
+    leaves: Counter[str] = Counter()
+    in_anyio: Counter[str] = Counter()
     anywhere: Counter[str] = Counter()
     total = 0
     for line in raw.splitlines():
@@ -84,15 +89,24 @@ def summarise(raw: str) -> list[str]:
         )
         for name in set(places[first:]):
             anywhere[name] += samples
+        leaves[frames[-1]] += samples
+        below = zip(frames[first:], places[first:], strict=True)
+        for function in {frame.split(" (")[0] for frame, name in below if name == "anyio"}:
+            in_anyio[function] += samples
     header = f"{'place':40} {'self':>6} {'below the herd':>15}"
     lines = [f"{total} samples", "", header]
     for name in sorted(set(own) | set(anywhere), key=lambda n: -own[n]):
         lines.append(f"{name:40} {own[name] / total:6.1%} {anywhere[name] / total:15.1%}")
+    lines += ["", "innermost Python frames (a system call shows as its caller's line):"]
+    lines += [f"{samples / total:6.1%}  {frame}" for frame, samples in leaves.most_common(TOP)]
+    if in_anyio:
+        lines += ["", "anyio's functions below the herd's code, all they call included:"]
+        lines += [f"{n / total:6.1%}  {frame}" for frame, n in in_anyio.most_common(TOP)]
     return lines
 
 
-async def profile(impl_name: str, clients: int, seconds: float, raw_path: Path) -> None:
-    """Run the herd and the load, and record Hill into ``raw_path``."""
+async def profile(impl_name: str, clients: int, seconds: float, raw_path: Path) -> float:
+    """Run the herd and the load, record Hill into ``raw_path``; return IAMATs/s meanwhile."""
     with tempfile.TemporaryDirectory(prefix="trioherd-profile-") as scratch:
         workdir = Path(scratch)
         # IAMAT never asks Places: the URL is never used.
@@ -117,7 +131,8 @@ async def profile(impl_name: str, clients: int, seconds: float, raw_path: Path) 
                     "--pid", str(herd.pids()["Hill"]), "-o", str(raw_path),
                 )  # fmt: skip
                 await spy.wait()
-                await load.results()
+                result = merge(await load.results())
+                return float(result["completed"] / result["window_s"])
         finally:
             await herd.stop()
 
@@ -132,9 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     raw_path = args.out.with_name(args.out.name + ".raw")
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        runner.run(profile(args.impl, args.clients, args.seconds, raw_path))
+        rate = runner.run(profile(args.impl, args.clients, args.seconds, raw_path))
     command = shlex.join(["python", "-m", "bench.profile_hill", *(argv or sys.argv[1:])])
-    summary = summarise(raw_path.read_text())
+    load = f"{args.clients} IAMAT clients at Hill: {rate:,.0f} req/s over the load's window"
+    summary = [load, *summarise(raw_path.read_text())]
     args.out.write_text("\n".join([f"$ {command}", *summary]) + "\n")
     print("\n".join(summary))
     return 0
