@@ -14,9 +14,8 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 
 from bench.anyio_herd.herd import RunningHerd, run_herd
 from bench.anyio_herd.places import OfflinePlaces, open_places
-from trioherd.core.config import BindError
-from trioherd.logs import HerdLogs, LogSetupError
-from trioherd.options import Options, parse_options, sole_exception
+from trioherd.logs import HerdLogs
+from trioherd.options import Options, exit_status, parse_options
 
 PROG = "python -m bench.anyio_herd"
 
@@ -89,11 +88,5 @@ def main(argv: Sequence[str] | None = None) -> int:
                 serve, options, logs, backend=options.backend, backend_options=backend_options
             )
     except BaseException as exc:
-        leaf = sole_exception(exc)
-        if isinstance(leaf, (LogSetupError, BindError)):
-            print(f"{PROG}: error: {leaf}", file=sys.stderr)
-            return 1
-        if isinstance(leaf, KeyboardInterrupt):
-            return 130
-        raise
+        return exit_status(exc, PROG)
     return 0

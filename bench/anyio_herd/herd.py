@@ -14,7 +14,6 @@ starts, so servers on port 0 can be linked to each other::
 from __future__ import annotations
 
 import signal
-import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,11 +21,11 @@ import anyio
 from anyio.abc import TaskStatus
 
 from bench.anyio_herd.server import HerdServer
-from bench.anyio_herd.stream import listen
-from trioherd.core.config import BindError, HerdConfig
+from trioherd.core.config import HerdConfig
 from trioherd.core.framing import DEFAULT_MAX_LINE
 from trioherd.core.places import PlacesSource
 from trioherd.logs import HerdLogs
+from trioherd.serving import bind_herd
 
 
 @dataclass(frozen=True)
@@ -40,18 +39,6 @@ class RunningHerd:
         """Begin a graceful stop of every server."""
         for server in self.servers.values():
             server.stop()
-
-
-def bind(host: str, port: int) -> list[socket.socket]:
-    """A listening socket for ``host:port``.
-
-    Raises:
-        BindError: the address is in use, not ours, or does not resolve.
-    """
-    try:
-        return [listen(host, port)]
-    except OSError as exc:
-        raise BindError.from_os_error(host, port, exc) from None
 
 
 async def run_herd(
@@ -72,18 +59,7 @@ async def run_herd(
     Raises:
         BindError: a server's address cannot be listened on.
     """
-    sockets: dict[str, list[socket.socket]] = {}
-    addresses = {s.name: (s.host, s.port) for s in herd.servers}
-    try:
-        for name in names:
-            host, port = addresses[name]
-            sockets[name] = bind(host, port)
-            addresses[name] = (host, sockets[name][0].getsockname()[1])
-    except BaseException:
-        for bound in sockets.values():
-            for sock in bound:
-                sock.close()
-        raise
+    sockets, addresses = bind_herd(herd, names)
     servers = {
         name: HerdServer(
             name,

@@ -31,7 +31,7 @@ from trioherd.core.connection import Connection, Exchange
 from trioherd.core.framing import DEFAULT_MAX_LINE
 from trioherd.core.places import PlacesQuery, PlacesSource
 from trioherd.core.state import ServerState
-from trioherd.logs import show, summary
+from trioherd.serving import begin_exchange, finish_exchange, places_problem
 
 #: How long an answer already being worked on may take after shutdown begins.
 SHUTDOWN_GRACE = 1.0
@@ -159,34 +159,20 @@ class HerdServer:
 
     async def _answer(self, stream: SocketStream, conn: str, exchange: Exchange) -> None:
         """Carry out one exchange: floods first, then Places, then one write."""
-        logging_lines = self.log.isEnabledFor(logging.INFO)
-        if logging_lines:
-            for line in exchange.received:
-                self.log.info("%s < %s", conn, show(line))
-        for peer in exchange.flooded:
-            # On the wire before the reply, when the link can take it now.
-            self.links[peer].push()
-        if exchange.joined is not None:
-            self.log.info("%s: link from %s accepted", conn, exchange.joined)
-            # The neighbour is up: if our link to it is waiting, go now.
-            self.links[exchange.joined].retry_now()
-        if exchange.too_long is not None:
-            self.log.warning("%s: line over %d bytes, closing", conn, exchange.too_long)
+        begin_exchange(self.log, self.links, conn, exchange)
         if exchange.queries:
-            # Ask Places for all of the exchange's WHATSATs at once.
-            async with anyio.create_task_group() as group:
-                for slot, query in exchange.queries:
-                    group.start_soon(self._ask_places, exchange, slot, query)
+            await self._ask_places(exchange)
         if exchange.replies:
-            if logging_lines:
-                for reply in exchange.replies:
-                    self.log.info("%s > %s", conn, summary(reply))
-            await stream.send(exchange.output())
+            await stream.send(finish_exchange(self.log, conn, exchange))
 
-    async def _ask_places(self, exchange: Exchange, slot: int, query: PlacesQuery) -> None:
-        problem = exchange.answer(slot, await self.places.nearby(query))
-        if problem is not None:
-            self.log.warning("places: %s", problem)
+    async def _ask_places(self, exchange: Exchange) -> None:
+        """Ask Places for all of the exchange's WHATSATs at once."""
+        async with anyio.create_task_group() as group:
+            for slot, query in exchange.queries:
+                group.start_soon(self._ask_one, exchange, slot, query)
+
+    async def _ask_one(self, exchange: Exchange, slot: int, query: PlacesQuery) -> None:
+        places_problem(self.log, exchange.answer(slot, await self.places.nearby(query)))
 
 
 def _address(stream: SocketStream) -> str:

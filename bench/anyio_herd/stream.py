@@ -26,8 +26,6 @@ from anyio.abc import SocketListener, SocketStream
 
 #: The most bytes one read asks for.
 RECEIVE_SIZE = 65536
-#: The listen backlog, as large as the kernel allows, as the other herds.
-LISTEN_BACKLOG = socket.SOMAXCONN
 #: accept() errors that mean "out of descriptors or memory": wait, then retry.
 OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 #: accept() errors about the one connection being accepted, which is gone.
@@ -37,17 +35,6 @@ CONNECTION_GONE = frozenset(
 )
 #: How long to wait before accepting again when out of resources.
 OUT_OF_RESOURCES_PAUSE = 0.1
-
-
-def listen(host: str, port: int) -> socket.socket:
-    """A non-blocking TCP socket listening on ``host:port`` (asyncio wants it so).
-
-    Raises:
-        OSError: the address is in use, not ours, or does not resolve.
-    """
-    listener = socket.create_server((host, port), backlog=LISTEN_BACKLOG)
-    listener.setblocking(False)
-    return listener
 
 
 def cause(exc: BaseException) -> BaseException:
