@@ -28,7 +28,7 @@ from pathlib import Path
 
 from bench.impls import IMPLEMENTATIONS
 from bench.loadgen import new_event_loop
-from bench.procs import Herd
+from bench.procs import bench_herd
 from bench.workers import LoadWorkers, merge
 from bench.workloads import sleep_until
 from trioherd.core.config import CS131_HERD
@@ -110,14 +110,14 @@ async def profile(impl_name: str, clients: int, seconds: float, raw_path: Path) 
     with tempfile.TemporaryDirectory(prefix="trioherd-profile-") as scratch:
         workdir = Path(scratch)
         # IAMAT never asks Places: the URL is never used.
-        herd = Herd(
+        herd = bench_herd(
             IMPLEMENTATIONS[impl_name],
             CS131_HERD.names,
             workdir,
-            log_level="warning",
-            places_url="http://127.0.0.1:9/nearby",
+            "warning",
+            "http://127.0.0.1:9/nearby",
         )
-        await herd.start()
+        await herd.start_all()
         try:
             host, port = herd.address("Hill")
             job = {"kind": "closed", "host": host, "port": port, "clients": clients}

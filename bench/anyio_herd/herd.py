@@ -13,32 +13,23 @@ starts, so servers on port 0 can be linked to each other::
 
 from __future__ import annotations
 
+import contextlib
 import signal
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Sequence
+from signal import Signals
 
 import anyio
 from anyio.abc import TaskStatus
 
 from bench.anyio_herd.server import HerdServer
+from trioherd import serving
 from trioherd.core.config import HerdConfig
 from trioherd.core.framing import DEFAULT_MAX_LINE
 from trioherd.core.places import PlacesSource
 from trioherd.logs import HerdLogs
-from trioherd.serving import bind_herd
 
-
-@dataclass(frozen=True)
-class RunningHerd:
-    """What :func:`run_herd` reports once every server is listening."""
-
-    servers: dict[str, HerdServer]
-    addresses: dict[str, tuple[str, int]]
-
-    def stop(self) -> None:
-        """Begin a graceful stop of every server."""
-        for server in self.servers.values():
-            server.stop()
+#: What :func:`run_herd` reports once every server is listening.
+RunningHerd = serving.RunningHerd[HerdServer]
 
 
 async def run_herd(
@@ -59,42 +50,43 @@ async def run_herd(
     Raises:
         BindError: a server's address cannot be listened on.
     """
-    sockets, addresses = bind_herd(herd, names)
-    servers = {
-        name: HerdServer(
-            name,
-            {peer: addresses[peer] for peer in herd[name].peers},
-            places,
-            logs.logger(name),
-            max_line=max_line,
-        )
-        for name in names
-    }
-    running = RunningHerd(servers, {name: addresses[name] for name in names})
-    async with anyio.create_task_group() as group:
-        if handle_signals:
-            group.start_soon(_stop_on_signal, running)
-        async with anyio.create_task_group() as server_group:
-            for name, server in servers.items():
-                host, port = addresses[name]
-                logs.logger(name).info(
-                    "%s listening on %s:%d; peers %s; places: %s",
-                    name,
-                    host,
-                    port,
-                    ", ".join(herd[name].peers) or "none",
-                    places.description,
-                )
-                await server_group.start(server.run, sockets[name])
-            task_status.started(running)
-        # Every server has stopped: nothing left to watch for.
-        group.cancel_scope.cancel()
+    # As trio: signals are caught from before the port opens.
+    with (
+        anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM)
+        if handle_signals
+        else contextlib.nullcontext()
+    ) as signals:
+        sockets, addresses = serving.bind_herd(herd, names)
+        servers = {
+            name: HerdServer(
+                name,
+                {peer: addresses[peer] for peer in herd[name].peers},
+                places,
+                logs.logger(name),
+                max_line=max_line,
+            )
+            for name in names
+        }
+        running = RunningHerd(servers, {name: addresses[name] for name in names})
+        async with anyio.create_task_group() as group:
+            if signals is not None:
+                group.start_soon(_stop_on_signal, running, signals)
+            async with anyio.create_task_group() as server_group:
+                for name, server in servers.items():
+                    serving.announce(
+                        logs.logger(name),
+                        name,
+                        addresses[name],
+                        herd[name].peers,
+                        places.description,
+                    )
+                    await server_group.start(server.run, sockets[name])
+                task_status.started(running)
+            # Every server has stopped: nothing left to watch for.
+            group.cancel_scope.cancel()
 
 
-async def _stop_on_signal(running: RunningHerd) -> None:
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for signum in signals:
-            for server in running.servers.values():
-                server.log.info("received %s", signal.Signals(signum).name)
-            running.stop()
-            return
+async def _stop_on_signal(running: RunningHerd, signals: AsyncIterator[Signals]) -> None:
+    async for signum in signals:
+        running.signalled(signum)
+        return

