@@ -239,6 +239,14 @@ def build_parser(prog: str, implementation: str) -> OneLineParser:
             "trioherd's lean sockets with the llhttp parser (default), or httpx's stock "
             "transport (httpcore, h11, trio.SocketStream)",
         )
+    elif implementation == "anyio":
+        places.add_argument(
+            "--places-transport",
+            choices=["httpx"],
+            default="httpx",
+            help="the HTTP client for WHATSAT: httpx's stock transport, the only one "
+            "that runs on both of anyio's backends",
+        )
     else:
         places.add_argument(
             "--places-transport",
