@@ -170,24 +170,26 @@ def build_parser(prog: str, implementation: str) -> OneLineParser:
         parser.add_argument(
             "--uvloop", action="store_true", help="run the asyncio event loop on uvloop"
         )
-    metrics = parser.add_argument_group(
-        "metrics",
-        "With --metrics-port, the process answers HTTP GET /metrics (Prometheus text: "
-        "connections, lines, replies, table size, links, flood lag, Places requests) and "
-        "/healthz (JSON: listening, links up; 200, or 503 while starting or stopping).",
-    )
-    metrics.add_argument(
-        "--metrics-port",
-        type=int,
-        metavar="PORT",
-        help="serve /metrics and /healthz on this port (0: any; default: no metrics)",
-    )
-    metrics.add_argument(
-        "--metrics-host",
-        default="127.0.0.1",
-        metavar="HOST",
-        help="address for --metrics-port (default 127.0.0.1; 0.0.0.0 for a scraper elsewhere)",
-    )
+    # The anyio herd serves no metrics (yet): it takes no metrics options.
+    if implementation != "anyio":
+        metrics = parser.add_argument_group(
+            "metrics",
+            "With --metrics-port, the process answers HTTP GET /metrics (Prometheus text: "
+            "connections, lines, replies, table size, links, flood lag, Places requests) and "
+            "/healthz (JSON: listening, links up; 200, or 503 while starting or stopping).",
+        )
+        metrics.add_argument(
+            "--metrics-port",
+            type=int,
+            metavar="PORT",
+            help="serve /metrics and /healthz on this port (0: any; default: no metrics)",
+        )
+        metrics.add_argument(
+            "--metrics-host",
+            default="127.0.0.1",
+            metavar="HOST",
+            help="address for --metrics-port (default 127.0.0.1; 0.0.0.0 for a scraper elsewhere)",
+        )
     if implementation == "anyio":
         parser.add_argument(
             "--backend",
@@ -335,7 +337,8 @@ def parse_options(
         parser.error("--log-max-bytes and --log-backups cannot be negative")
     if args.max_line < 16:
         parser.error("--max-line must be at least 16 bytes")
-    if args.metrics_port is not None and not 0 <= args.metrics_port < 65536:
+    metrics_port = getattr(args, "metrics_port", None)
+    if metrics_port is not None and not 0 <= metrics_port < 65536:
         parser.error("--metrics-port must be a port number (0-65535)")
     places = _places_options(parser, args, environ)
     state_dir = args.state_dir
@@ -357,7 +360,7 @@ def parse_options(
         log_max_bytes=args.log_max_bytes,
         log_backups=args.log_backups,
         uvloop=uvloop,
-        metrics=None if args.metrics_port is None else (args.metrics_host, args.metrics_port),
+        metrics=None if metrics_port is None else (args.metrics_host, metrics_port),
         state_dir=state_dir,
         backend=backend,
     )
