@@ -73,7 +73,10 @@ _MEASURED = (
     Implementation("anyio-trio", "bench.anyio_herd", ("--backend", "trio")),
     Implementation("anyio-asyncio", "bench.anyio_herd", ("--backend", "asyncio")),
     Implementation(
-        "anyio-uvloop", "bench.anyio_herd", ("--backend", "asyncio", "--uvloop"), requires=("uvloop",)
+        "anyio-uvloop",
+        "bench.anyio_herd",
+        ("--backend", "asyncio", "--uvloop"),
+        requires=("uvloop",),
     ),
     # trioherd on trio.SocketStream rather than its LeanStream: what the
     # lean stream gains, on demand.

@@ -63,6 +63,7 @@ async def run_herd(
                 {peer: addresses[peer] for peer in herd[name].peers},
                 places,
                 logs.logger(name),
+                logs.lines(name),
                 max_line=max_line,
             )
             for name in names
@@ -74,7 +75,7 @@ async def run_herd(
             async with anyio.create_task_group() as server_group:
                 for name, server in servers.items():
                     serving.announce(
-                        logs.logger(name),
+                        logs.lines(name),
                         name,
                         addresses[name],
                         herd[name].peers,

@@ -28,7 +28,7 @@ from anyio.abc import SocketAttribute, SocketStream
 from bench.anyio_herd.stream import cause, close, receive, send_nowait
 from trioherd.core.link import CONNECT_TIMEOUT, LinkClosed, LinkProtocol, LinkRejected
 from trioherd.core.state import ServerState
-from trioherd.logs import show
+from trioherd.logs import LineLog
 
 
 class PeerLink:
@@ -39,15 +39,22 @@ class PeerLink:
         peer: the neighbour's name.
         address: where the neighbour listens, ``(host, port)``.
         log: our server's logger.
+        lines: where our server logs every line sent.
     """
 
     def __init__(
-        self, state: ServerState, peer: str, address: tuple[str, int], log: logging.Logger
+        self,
+        state: ServerState,
+        peer: str,
+        address: tuple[str, int],
+        log: logging.Logger,
+        lines: LineLog,
     ) -> None:
         self.protocol = LinkProtocol(state, peer)
         self.peer = peer
         self.address = address
         self.log = log
+        self.lines = lines
         # The link's socket under its stream, for push(); None while down.
         self._socket: socket.socket | None = None
         # Set while _send is inside send: nobody else may write then.
@@ -85,7 +92,7 @@ class PeerLink:
             sent = send_nowait(sock, batch)
         except OSError:
             sent = 0
-        self._log_sent(batch)
+        self.lines.link_sent(self.peer, batch)
         if sent < len(batch):
             self._leftover = batch[sent:]
             self._ready.set()
@@ -144,7 +151,7 @@ class PeerLink:
                     await stream.send(data)
                 else:
                     batch = self.protocol.take()
-                    self._log_sent(batch)
+                    self.lines.link_sent(self.peer, batch)
                     await stream.send(batch)
             finally:
                 self._sending = False
@@ -154,11 +161,9 @@ class PeerLink:
         while True:
             for message in self.protocol.receive(await receive(stream)):
                 self.log.warning("%s", message)
-
-    def _log_sent(self, batch: bytes) -> None:
-        if self.log.isEnabledFor(logging.INFO):
-            for line in self.protocol.sent_lines(batch):
-                self.log.info("link to %s > %s", self.peer, show(line))
+            # The neighbour's RESUME answer makes the catch-up owed.
+            if self.protocol.owes():
+                self._ready.set()
 
     async def _backoff(self) -> None:
         with anyio.move_on_after(self.protocol.backoff()):

@@ -31,6 +31,7 @@ from trioherd.core.connection import Connection, Exchange
 from trioherd.core.framing import DEFAULT_MAX_LINE
 from trioherd.core.places import PlacesQuery, PlacesSource
 from trioherd.core.state import ServerState
+from trioherd.logs import LineLog
 from trioherd.serving import begin_exchange, finish_exchange, places_problem
 
 #: How long an answer already being worked on may take after shutdown begins.
@@ -45,6 +46,7 @@ class HerdServer:
         peers: its neighbours' addresses, ``{name: (host, port)}``.
         places: where WHATSAT gets places.
         log: the server's logger.
+        lines: where every line in and out is logged.
         max_line: the longest line accepted from a connection.
     """
 
@@ -54,6 +56,7 @@ class HerdServer:
         peers: Mapping[str, tuple[str, int]],
         places: PlacesSource,
         log: logging.Logger,
+        lines: LineLog,
         *,
         max_line: int = DEFAULT_MAX_LINE,
     ) -> None:
@@ -61,9 +64,10 @@ class HerdServer:
         self.state = ServerState(name, peers)
         self.places = places
         self.log = log
+        self.lines = lines
         self.max_line = max_line
         self.links = {
-            peer: PeerLink(self.state, peer, address, log) for peer, address in peers.items()
+            peer: PeerLink(self.state, peer, address, log, lines) for peer, address in peers.items()
         }
         self._connection_ids = itertools.count(1)
         self._stop = anyio.Event()
@@ -159,11 +163,11 @@ class HerdServer:
 
     async def _answer(self, stream: SocketStream, conn: str, exchange: Exchange) -> None:
         """Carry out one exchange: floods first, then Places, then one write."""
-        begin_exchange(self.log, self.links, conn, exchange)
+        begin_exchange(self.log, self.lines, self.links, conn, exchange)
         if exchange.queries:
             await self._ask_places(exchange)
         if exchange.replies:
-            await stream.send(finish_exchange(self.log, conn, exchange))
+            await stream.send(finish_exchange(self.lines, conn, exchange))
 
     async def _ask_places(self, exchange: Exchange) -> None:
         """Ask Places for all of the exchange's WHATSATs at once."""
