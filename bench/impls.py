@@ -69,6 +69,15 @@ _MEASURED = (
     Implementation("uvloop", "bench.asyncio_herd", ("--uvloop",), requires=("uvloop",)),
     # asyncio at its fastest: clients on asyncio.Protocol callbacks.
     Implementation("asyncio-protocol", "bench.asyncio_herd.protocol"),
+    # One I/O layer on anyio, on each of the loops above: what portability costs.
+    Implementation("anyio-trio", "bench.anyio_herd", ("--backend", "trio")),
+    Implementation("anyio-asyncio", "bench.anyio_herd", ("--backend", "asyncio")),
+    Implementation(
+        "anyio-uvloop",
+        "bench.anyio_herd",
+        ("--backend", "asyncio", "--uvloop"),
+        requires=("uvloop",),
+    ),
     # trioherd on trio.SocketStream rather than its LeanStream: what the
     # lean stream gains, on demand.
     Implementation("trio-socketstream", "bench.trio_socketstream", default=False),

@@ -21,6 +21,9 @@ COLOURS = {
     "asyncio": "#ff7f0e",
     "uvloop": "#2ca02c",
     "trio-socketstream": "#9467bd",
+    "anyio-trio": "#17becf",
+    "anyio-asyncio": "#d62728",
+    "anyio-uvloop": "#8c564b",
 }
 
 Record = Mapping[str, Any]

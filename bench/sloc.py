@@ -1,10 +1,10 @@
-"""Lines of code of the two I/O layers, as compare_asyncio.md counts them.
+"""Lines of code of the I/O layers, as compare_asyncio.md counts them.
 
     python -m bench.sloc
 
 A line counts if it holds a token of code: blank lines, comments and
 docstrings (of modules, classes and functions) do not. Each module of the
-trio layer is put beside its asyncio mirror.
+trio layer is put beside its asyncio and anyio mirrors.
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ import tokenize
 from collections.abc import Sequence
 from pathlib import Path
 
-#: The trio layer's modules and their asyncio mirrors, side by side.
+#: The trio layer's modules and their asyncio and anyio mirrors, side by side.
 MODULES = ("server", "peers", "places", "herd", "cli", "stream")
 ROOT = Path(__file__).resolve().parent.parent
 TRIO = ROOT / "trioherd"
 ASYNCIO = ROOT / "bench" / "asyncio_herd"
+ANYIO = ROOT / "bench" / "anyio_herd"
+LAYERS = {"trio": TRIO, "asyncio": ASYNCIO, "anyio": ANYIO}
 
 _NOT_CODE = frozenset(
     {
@@ -58,13 +60,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv if argv is not None else sys.argv[1:]:
         print("usage: python -m bench.sloc (no arguments)", file=sys.stderr)
         return 2
-    totals = [0, 0]
-    print(f"{'module':12} {'trio':>6} {'asyncio':>8}")
+    totals = dict.fromkeys(LAYERS, 0)
+    print(f"{'module':12}" + "".join(f" {layer:>8}" for layer in LAYERS))
     for module in MODULES:
-        counts = [code_lines((folder / f"{module}.py").read_text()) for folder in (TRIO, ASYNCIO)]
-        totals = [total + count for total, count in zip(totals, counts, strict=True)]
-        print(f"{module + '.py':12} {counts[0]:6} {counts[1]:8}")
-    print(f"{'total':12} {totals[0]:6} {totals[1]:8}")
+        counts = {
+            layer: code_lines((folder / f"{module}.py").read_text())
+            for layer, folder in LAYERS.items()
+        }
+        for layer, count in counts.items():
+            totals[layer] += count
+        print(f"{module + '.py':12}" + "".join(f" {counts[layer]:8}" for layer in LAYERS))
+    print(f"{'total':12}" + "".join(f" {totals[layer]:8}" for layer in LAYERS))
     return 0
 
 

@@ -30,7 +30,7 @@ class C:
 def test_the_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split() == ["module", "trio", "asyncio"]
+    assert out[0].split() == ["module", "trio", "asyncio", "anyio"]
     assert [line.split()[0] for line in out[1:]] == [
         "server.py", "peers.py", "places.py", "herd.py", "cli.py", "stream.py", "total",
     ]  # fmt: skip

@@ -10,12 +10,18 @@ import pytest
 from bench.procs import Herd
 from trioherd.core.config import CS131_HERD
 
-from processes import IMPLEMENTATIONS, make_herd
+from processes import CLI_IMPLEMENTATIONS, IMPLEMENTATIONS, make_herd
 
 
 @pytest.fixture(params=IMPLEMENTATIONS)
 def implementation(request: pytest.FixtureRequest) -> str:
     """The module that runs a herd server."""
+    return str(request.param)
+
+
+@pytest.fixture(params=CLI_IMPLEMENTATIONS)
+def cli_implementation(request: pytest.FixtureRequest) -> str:
+    """The module of an implementation whose command line is tested without a herd."""
     return str(request.param)
 
 

@@ -3,8 +3,8 @@
 The processes themselves are the benchmark's harness (:mod:`bench.procs`),
 so tests and benchmarks start, wait for and stop servers the same way.
 Everything here talks to servers over TCP and through their command line, so
-the same tests run against any implementation of the herd: add its module to
-:data:`IMPLEMENTATIONS`.
+the same tests run against any implementation of the herd: add its module
+(and the flags that pick a variant of it) to :data:`IMPLEMENTATIONS`.
 """
 
 from __future__ import annotations
@@ -19,13 +19,28 @@ from trioherd.core.config import CS131_HERD
 
 from support import WAIT
 
-#: ``python -m MODULE`` for each implementation under test.
-IMPLEMENTATIONS = ["trioherd", "bench.asyncio_herd", "bench.asyncio_herd.protocol"]
+#: ``python -m MODULE [FLAGS]`` for each implementation under test.
+IMPLEMENTATIONS = [
+    "trioherd",
+    "bench.asyncio_herd",
+    "bench.asyncio_herd.protocol",
+    "bench.anyio_herd --backend trio",
+    "bench.anyio_herd --backend asyncio",
+]
+
+#: Those whose command line is worth testing: anyio parses it before it
+#: picks a backend, so one anyio variant covers both.
+CLI_IMPLEMENTATIONS = [i for i in IMPLEMENTATIONS if i != "bench.anyio_herd --backend asyncio"]
+
+
+def command(implementation: str) -> list[str]:
+    """The words after ``python`` that run ``implementation``."""
+    return ["-m", *implementation.split()]
 
 
 def make_herd(implementation: str, tmp_path: Path) -> Herd:
     """The CS 131 herd of ``implementation`` on free ports, none started yet."""
-    return Herd(["-m", implementation], CS131_HERD.names, tmp_path, label=implementation)
+    return Herd(command(implementation), CS131_HERD.names, tmp_path, label=implementation)
 
 
 def run_cli(

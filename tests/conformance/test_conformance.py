@@ -19,7 +19,7 @@ from bench.procs import Herd
 from trioherd.core.config import CS131_HERD
 from trioherd.offline.nearby import KeyPolicy
 
-from processes import make_herd, run_cli
+from processes import command, make_herd, run_cli
 from support import WAIT, eventually, holds, places_server, talk, whatsat_line
 
 UCLA = b"+34.068930-118.445127"
@@ -168,11 +168,19 @@ async def test_out_of_descriptors_the_server_waits_and_serves_again(
     # 100 connections runs the server out while accepting.
     await processes.start("Hill", open_files=64)
     hill = processes.address("Hill")
+    log = processes.log_dir / "Hill.log"
+
+    async def warned() -> bool:
+        return "cannot accept: Too many open files" in log.read_text()
+
     burst = [socket.create_connection(hill, timeout=WAIT) for _ in range(100)]
     try:
         first = burst[0]
         first.sendall(b"IAMAT early " + UCLA + b" " + now() + b"\n")
         assert first.recv(4096).startswith(b"AT Hill ")
+        # Held open until the server has run out: one that accepts one
+        # connection at a time (the anyio herd) gets there after the reply.
+        await eventually(warned, "the warning about descriptors")
     finally:
         for sock in burst:
             sock.close()
@@ -181,12 +189,6 @@ async def test_out_of_descriptors_the_server_waits_and_serves_again(
     for client in (b"late1", b"late2"):
         reply = await talk(hill, b"IAMAT " + client + b" " + UCLA + b" " + now() + b"\n")
         assert reply.startswith(b"AT Hill ")
-    log = processes.log_dir / "Hill.log"
-
-    async def warned() -> bool:
-        return "cannot accept: Too many open files" in log.read_text()
-
-    await eventually(warned, "the warning about descriptors")
     # Said at most once a second, not once per failed accept.
     assert log.read_text().count("cannot accept") <= 10
     # And it still stops promptly.
@@ -209,27 +211,27 @@ async def test_sigterm_stops_a_server_cleanly(processes: Herd) -> None:
     assert "stopped" in (processes.log_dir / "Hill.log").read_text()
 
 
-def test_unknown_server_is_a_one_line_error(implementation: str, tmp_path: Path) -> None:
-    result = run_cli("-m", implementation, "Westwood", "--log-dir", str(tmp_path))
+def test_unknown_server_is_a_one_line_error(cli_implementation: str, tmp_path: Path) -> None:
+    result = run_cli(*command(cli_implementation), "Westwood", "--log-dir", str(tmp_path))
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert "unknown server 'Westwood'" in result.stderr
 
 
-def test_bad_config_is_a_one_line_error(implementation: str, tmp_path: Path) -> None:
+def test_bad_config_is_a_one_line_error(cli_implementation: str, tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
     config.write_text("[servers.Hill]\nport = 'eight thousand'\n")
-    result = run_cli("-m", implementation, "Hill", "--config", str(config))
+    result = run_cli(*command(cli_implementation), "Hill", "--config", str(config))
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert "port must be an integer" in result.stderr
-    missing = run_cli("-m", implementation, "Hill", "--config", str(tmp_path / "nope.toml"))
+    missing = run_cli(*command(cli_implementation), "Hill", "--config", str(tmp_path / "nope.toml"))
     assert missing.returncode == 2
     assert "cannot read" in missing.stderr
 
 
-def test_no_server_named_is_a_one_line_error(implementation: str) -> None:
-    result = run_cli("-m", implementation)
+def test_no_server_named_is_a_one_line_error(cli_implementation: str) -> None:
+    result = run_cli(*command(cli_implementation))
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
 
@@ -242,8 +244,7 @@ def test_port_in_use_is_a_one_line_error(implementation: str, tmp_path: Path) ->
         config = tmp_path / "taken.toml"
         config.write_text(f"[servers.Hill]\nport = {port}\n")
         result = run_cli(
-            "-m",
-            implementation,
+            *command(implementation),
             "Hill",
             "--config",
             str(config),
@@ -257,8 +258,8 @@ def test_port_in_use_is_a_one_line_error(implementation: str, tmp_path: Path) ->
     assert result.stderr.count("\n") == 1
 
 
-def test_help_describes_the_flags(implementation: str) -> None:
-    result = run_cli("-m", implementation, "--help")
+def test_help_describes_the_flags(cli_implementation: str) -> None:
+    result = run_cli(*command(cli_implementation), "--help")
     assert result.returncode == 0
     for flag in ("--all", "--config", "--log-dir"):
         assert flag in result.stdout
@@ -275,10 +276,10 @@ async def test_all_servers_in_one_process(processes: Herd) -> None:
     )
 
 
-def test_unusable_log_dir_is_a_one_line_error(implementation: str, tmp_path: Path) -> None:
+def test_unusable_log_dir_is_a_one_line_error(cli_implementation: str, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    result = run_cli("-m", implementation, "Hill", "--log-dir", str(blocker / "logs"))
+    result = run_cli(*command(cli_implementation), "Hill", "--log-dir", str(blocker / "logs"))
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1
     assert "cannot use log directory" in result.stderr
@@ -322,7 +323,7 @@ async def test_the_whole_path_over_http_in_one_command(processes: Herd) -> None:
     )
 
 
-def test_bad_places_options_are_one_line_errors(implementation: str, tmp_path: Path) -> None:
+def test_bad_places_options_are_one_line_errors(cli_implementation: str, tmp_path: Path) -> None:
     key_file = tmp_path / "key"
     key_file.write_text(KEY + " and more")
     cases = [
@@ -334,7 +335,7 @@ def test_bad_places_options_are_one_line_errors(implementation: str, tmp_path: P
         (["--places-concurrency", "0"], "--places-concurrency must be"),
     ]
     for options, message in cases:
-        result = run_cli("-m", implementation, "Hill", *options, "--log-dir", str(tmp_path))
+        result = run_cli(*command(cli_implementation), "Hill", *options, "--log-dir", str(tmp_path))
         assert result.returncode == 2, options
         assert result.stderr.count("\n") == 1, result.stderr
         assert message in result.stderr
@@ -343,16 +344,40 @@ def test_bad_places_options_are_one_line_errors(implementation: str, tmp_path: P
 
 async def test_a_mixed_herd_converges(implementation: str, processes: Herd) -> None:
     """Trio and asyncio servers in one herd: the wire protocol is the same."""
-    other = {
-        "trioherd": "bench.asyncio_herd",
-        "bench.asyncio_herd": "trioherd",
-        "bench.asyncio_herd.protocol": "trioherd",
-    }
+    # Every other implementation (asyncio's and anyio's) is mixed with trio.
+    other = "bench.asyncio_herd" if implementation == "trioherd" else "trioherd"
     for i, name in enumerate(CS131_HERD.names):
         # Alternate, so every link joins a trio server with an asyncio one
         # somewhere along each route.
-        module = implementation if i % 2 else other[implementation]
-        await processes.start(name, command=["-m", module])
+        module = implementation if i % 2 else other
+        await processes.start(name, command=command(module))
+    await _converges(processes)
+
+
+async def test_a_herd_of_every_implementation_converges(tmp_path: Path) -> None:
+    """Native trio, native asyncio and anyio on both backends, in one herd."""
+    herd = make_herd("trioherd", tmp_path)
+    try:
+        # Every route from Hill (trio) to Campbell (asyncio) goes through
+        # anyio servers, and every anyio server has a native neighbour.
+        for name, implementation in zip(
+            ("Hill", "Jaquez", "Smith", "Campbell", "Singleton"),
+            (
+                "trioherd",
+                "bench.anyio_herd --backend trio",
+                "bench.anyio_herd --backend asyncio",
+                "bench.asyncio_herd",
+                "bench.anyio_herd --backend asyncio --uvloop",
+            ),
+            strict=True,
+        ):
+            await herd.start(name, command=command(implementation))
+        await _converges(herd)
+    finally:
+        await herd.stop()
+
+
+async def _converges(processes: Herd) -> None:
     updates = {}
     for name in ("Hill", "Campbell", "Jaquez"):
         line = await talk(processes.address(name), b"IAMAT m%s +1+1 %s\n" % (name.encode(), now()))

@@ -23,6 +23,8 @@ OTHER = {
     "trioherd": "bench.asyncio_herd",
     "bench.asyncio_herd": "trioherd",
     "bench.asyncio_herd.protocol": "trioherd",
+    "bench.anyio_herd --backend trio": "bench.asyncio_herd",
+    "bench.anyio_herd --backend asyncio": "trioherd",
 }
 
 

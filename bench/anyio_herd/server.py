@@ -1,0 +1,188 @@
+"""One herd server on anyio: a listener, its connections and its peer links.
+
+Mirrors ``trioherd/server.py`` line for line where anyio allows; the task
+groups form the same tree as trio's nurseries::
+
+    connections task group        one task per accepted connection
+    └── front task group          what stops first on shutdown
+        ├── _accept  × listeners  accepts, starts handlers in `connections`
+        └── PeerLink.run  × N     one sender per neighbour
+
+The listener is anyio's, one ``accept`` per connection: anyio has no way
+to wait for a listening socket and take every connection waiting on it,
+as trio's lean ``accept_batch`` does, short of dropping to raw sockets.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import socket
+import time
+from collections.abc import Mapping, Sequence
+
+import anyio
+from anyio.abc import SocketAttribute, SocketListener, SocketStream, TaskGroup, TaskStatus
+
+from bench.anyio_herd.peers import PeerLink
+from bench.anyio_herd.stream import accept, cause, close, receive
+from trioherd.core.connection import Connection, Exchange
+from trioherd.core.framing import DEFAULT_MAX_LINE
+from trioherd.core.places import PlacesQuery, PlacesSource
+from trioherd.core.state import ServerState
+from trioherd.logs import LineLog
+from trioherd.serving import begin_exchange, finish_exchange, places_problem
+
+#: How long an answer already being worked on may take after shutdown begins.
+SHUTDOWN_GRACE = 1.0
+
+
+class HerdServer:
+    """A herd server: the state, the connections and the peer links.
+
+    Args:
+        name: the server's name.
+        peers: its neighbours' addresses, ``{name: (host, port)}``.
+        places: where WHATSAT gets places.
+        log: the server's logger.
+        lines: where every line in and out is logged.
+        max_line: the longest line accepted from a connection.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        peers: Mapping[str, tuple[str, int]],
+        places: PlacesSource,
+        log: logging.Logger,
+        lines: LineLog,
+        *,
+        max_line: int = DEFAULT_MAX_LINE,
+    ) -> None:
+        self.name = name
+        self.state = ServerState(name, peers)
+        self.places = places
+        self.log = log
+        self.lines = lines
+        self.max_line = max_line
+        self.links = {
+            peer: PeerLink(self.state, peer, address, log, lines) for peer, address in peers.items()
+        }
+        self._connection_ids = itertools.count(1)
+        self._stop = anyio.Event()
+        self._idle_reads: set[anyio.CancelScope] = set()
+        self._warned_cannot_accept = -math.inf
+
+    def stop(self) -> None:
+        """Begin a graceful shutdown; :meth:`run` returns when it is done."""
+        self._stop.set()
+
+    async def run(
+        self,
+        sockets: Sequence[socket.socket],
+        *,
+        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Serve on ``sockets`` (bound, listening) until :meth:`stop` or cancellation.
+
+        The sockets are ours from now on: closed when the server stops.
+        """
+        listeners = [await SocketListener.from_socket(sock) for sock in sockets]
+        async with anyio.create_task_group() as connections:
+            try:
+                async with anyio.create_task_group() as front:
+                    for listener in listeners:
+                        front.start_soon(self._accept, listener, connections)
+                    for link in self.links.values():
+                        front.start_soon(link.run)
+                    task_status.started()
+                    await self._stop.wait()
+                    self.log.info("shutting down")
+                    front.cancel_scope.cancel()
+            finally:
+                # anyio's aclose is async: shielded, so a cancelled server
+                # still closes its listeners.
+                with anyio.CancelScope(shield=True):
+                    for listener in listeners:
+                        await listener.aclose()
+            for scope in self._idle_reads:
+                scope.cancel()
+            connections.cancel_scope.deadline = anyio.current_time() + SHUTDOWN_GRACE
+        self.log.info("stopped")
+
+    async def _accept(self, listener: SocketListener, connections: TaskGroup) -> None:
+        while True:
+            stream = await accept(listener, self._cannot_accept)
+            connections.start_soon(self._serve_connection, stream)
+
+    def _cannot_accept(self, exc: OSError) -> None:
+        # Retried every 0.1 s while it lasts: said once a second at most.
+        now = anyio.current_time()
+        if now - self._warned_cannot_accept >= 1.0:
+            self._warned_cannot_accept = now
+            self.log.warning("cannot accept: %s; accepting again in a moment", exc.strerror)
+
+    async def _serve_connection(self, stream: SocketStream) -> None:
+        conn = f"conn {next(self._connection_ids)} {_address(stream)}"
+        self.log.info("%s: accepted", conn)
+        try:
+            try:
+                await self._converse(stream, conn)
+            finally:
+                await close(stream)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            self.log.info("%s: dropped: %s", conn, cause(exc))
+        except Exception:
+            # A bug must cost one connection, never the server.
+            self.log.exception("%s: internal error, connection closed", conn)
+
+    async def _converse(self, stream: SocketStream, conn: str) -> None:
+        connection = Connection(self.state, self.max_line)
+        # As in trio: shutdown cancels this scope only while the task waits
+        # for a read, never in the middle of an answer.
+        with anyio.CancelScope() as idle:
+            while not self._stop.is_set():
+                self._idle_reads.add(idle)
+                try:
+                    data = await receive(stream)
+                finally:
+                    self._idle_reads.discard(idle)
+                if idle.cancel_called:
+                    # Shutdown came as the read completed: too late for it.
+                    break
+                connection.receive(data, time.time_ns())
+                while (exchange := connection.next_exchange()) is not None:
+                    await self._answer(stream, conn, exchange)
+                if connection.finished:
+                    break
+        if connection.peer is not None:
+            self.log.info("%s: link from %s closed", conn, connection.peer)
+        else:
+            self.log.info("%s: closed", conn)
+
+    async def _answer(self, stream: SocketStream, conn: str, exchange: Exchange) -> None:
+        """Carry out one exchange: floods first, then Places, then one write."""
+        begin_exchange(self.log, self.lines, self.links, conn, exchange)
+        if exchange.queries:
+            await self._ask_places(exchange)
+        if exchange.replies:
+            await stream.send(finish_exchange(self.lines, conn, exchange))
+
+    async def _ask_places(self, exchange: Exchange) -> None:
+        """Ask Places for all of the exchange's WHATSATs at once."""
+        async with anyio.create_task_group() as group:
+            for slot, query in exchange.queries:
+                group.start_soon(self._ask_one, exchange, slot, query)
+
+    async def _ask_one(self, exchange: Exchange, slot: int, query: PlacesQuery) -> None:
+        places_problem(self.log, exchange.answer(slot, await self.places.nearby(query)))
+
+
+def _address(stream: SocketStream) -> str:
+    # anyio hands over a stream, not the address accept() returned: ask again.
+    try:
+        host, port, *_ = stream.extra(SocketAttribute.raw_socket).getpeername()
+    except OSError:
+        return "?"
+    return f"{host}:{port}"
