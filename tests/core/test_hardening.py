@@ -51,7 +51,8 @@ def test_both_sides_prove_the_secret_then_records_flow() -> None:
     batch = link.take()
     assert batch.startswith(b"PROOF ")
     assert b"\nAT Hill " in batch
-    assert answer_of(responder, batch) == b""
+    # Proven, the link asks where to resume (docs/peer-protocol.md).
+    assert answer_of(responder, batch).startswith(b"RESUME ")
     assert responder.peer == "Hill"
     assert smith_state.table.line(b"kiwi") == hill_state.table.line(b"kiwi")
 
@@ -64,7 +65,8 @@ def test_a_replayed_handshake_is_refused() -> None:
     # Smith's nonce is new, so the old proof is worthless.
     replay = Connection(smith())
     out = answer_of(replay, hello + proof_line + b"AT Hill +0.000000001 victim +1+1 99\n")
-    assert out.endswith(b"? " + proof_line)
+    # proof_line is Hill's PROOF, then its RESUME: the PROOF is refused.
+    assert b"? " + proof_line.split(b"\n")[0] + b"\n" in out
     assert replay.peer is None
     assert replay.finished
 
@@ -118,7 +120,7 @@ def test_proofs_differ_by_role_so_one_cannot_be_reflected() -> None:
 
 def test_without_a_secret_the_handshake_is_the_course_one() -> None:
     link = LinkProtocol(hill(None), "Smith")
-    assert link.connected() == b"PEER Hill 1\n"
+    assert link.connected() == b"PEER Hill 1\nRESUME\n"
     assert not link.handshaking
     responder = Connection(smith(None))
     assert answer_of(responder, b"PEER Hill 1\n") == b""
