@@ -41,6 +41,13 @@ def rss_bytes(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
+def _needs_hardening(herd: Herd) -> None:
+    # The anyio herd was built beside issue 12, not on it: it has no herd
+    # secret, timeouts or caps yet (bench/anyio_herd/NOTES.md).
+    if "anyio" in herd.label:
+        pytest.skip("the anyio herd has no limits or herd secret yet")
+
+
 async def stops_in_time(processes: Herd, name: str) -> float:
     """SIGTERM server ``name``; assert it exits 0 in time; return how long it took."""
     process = processes.servers.pop(name)
@@ -94,6 +101,7 @@ async def sockets() -> AsyncIterator[list[trio.socket.SocketType]]:
 async def test_pipelined_whatsats_never_read_cost_little_and_block_nobody(
     processes: Herd,
 ) -> None:
+    _needs_hardening(processes)
     await processes.start("Hill", "--log-level", "warning")
     hill = processes.address("Hill")
     pid = processes.servers["Hill"].pid
@@ -173,6 +181,7 @@ async def at_rest(pid: int) -> None:
 async def test_forged_and_replayed_peers_are_refused_with_a_secret(
     processes: Herd, tmp_path: Path
 ) -> None:
+    _needs_hardening(processes)
     if processes.label == "bench.asyncio_herd.protocol":
         pytest.skip("its peer links and handshake are those of bench.asyncio_herd")
     secret_file = tmp_path / "herd.secret"
@@ -208,6 +217,13 @@ async def test_forged_and_replayed_peers_are_refused_with_a_secret(
     replayed = await talk(smith, hello + proof + forged_at)
     assert replayed.endswith(b"? " + proof.split(b"\n")[0] + b"\n")
     assert (await whatsat_line(smith, b"victim")).startswith(b"? WHATSAT")
+
+    # The log reaches its file within 100 ms of the line (trioherd/logs.py).
+    async def all_refusals_logged() -> bool:
+        log = (processes.log_dir / "Smith.log").read_text()
+        return log.count("peer handshake refused") >= len(hellos) + 1
+
+    await eventually(all_refusals_logged, "every refused handshake in Smith's log")
     log = (processes.log_dir / "Smith.log").read_text()
     assert log.count("peer handshake refused") == len(hellos) + 1
     assert "no herd secret" not in log
@@ -247,6 +263,7 @@ async def test_the_table_stays_within_its_cap(processes: Herd) -> None:
 async def test_idle_and_slow_clients_are_closed_at_their_timeouts(
     processes: Herd,
 ) -> None:
+    _needs_hardening(processes)
     await processes.start("Hill", "--idle-timeout", "0.5", "--line-timeout", "1")
     hill = processes.address("Hill")
     async with sockets() as held:
@@ -291,6 +308,7 @@ async def test_idle_and_slow_clients_are_closed_at_their_timeouts(
 async def test_the_connection_caps_hold_and_another_address_is_served(
     processes: Herd,
 ) -> None:
+    _needs_hardening(processes)
     await processes.start("Hill", "--max-connections", "30", "--max-connections-per-address", "20")
     hill = processes.address("Hill")
     async with sockets() as held:
