@@ -79,10 +79,17 @@ async def exchange(address: tuple[str, int], payload: bytes) -> bytes:
         OSError: the connection failed.
     """
     stream = await trio.open_tcp_stream(*address)
-    async with stream:
+    chunks: list[bytes] = []
+
+    async def send() -> None:
         await stream.send_all(payload)
         await stream.send_eof()
-        chunks = []
+
+    async with stream, trio.open_nursery() as nursery:
+        # Read while sending: a server answers as it reads and stops
+        # reading a client that leaves its replies unread (backpressure),
+        # so a long payload sent before reading would never finish.
+        nursery.start_soon(send)
         while chunk := await stream.receive_some(65536):
             chunks.append(chunk)
     return b"".join(chunks)
