@@ -81,6 +81,9 @@ _MEASURED = (
     # trioherd on trio.SocketStream rather than its LeanStream: what the
     # lean stream gains, on demand.
     Implementation("trio-socketstream", "bench.trio_socketstream", default=False),
+    # trioherd whose links are only woken, never written to by the
+    # connection task: what the first hop before the reply costs.
+    Implementation("trio-nopush", "bench.trio_nopush", default=False),
     # WHATSAT's HTTP on httpx's stock transport (httpcore, h11,
     # trio.SocketStream) rather than our LeanTransport.
     Implementation(

@@ -80,6 +80,11 @@ class PeerLink:
         """Cut the current backoff short: the neighbour is evidently up."""
         self._retry.set()
 
+    def wake(self) -> None:
+        """Have the sender send what the link owes when it next runs (if the link is up)."""
+        if self.connected:
+            self._ready.set()
+
     def push(self) -> None:
         """Send what the link owes now, if it can without waiting; else wake ``_send``.
 

@@ -118,6 +118,9 @@ class Link(Protocol):
     def push(self) -> None:
         """Send what the link owes now if it can without waiting; else wake its sender."""
 
+    def wake(self) -> None:
+        """Have the link's sender send what is owed when it next runs."""
+
     def retry_now(self) -> None:
         """Cut the link's backoff short: the neighbour is evidently up."""
 
@@ -132,8 +135,12 @@ def begin_exchange(
     """Before any reply: log the lines, hand the floods' first hop to the links."""
     lines.received(conn, exchange.received)
     for peer in exchange.flooded:
-        # On the wire before the reply, when the link can take it now.
-        links[peer].push()
+        if exchange.first_hop:
+            # On the wire before the reply, when the link can take it now.
+            links[peer].push()
+        else:
+            # A later hop: the sender batches it with whatever else is owed.
+            links[peer].wake()
     if exchange.joined is not None:
         log.info("%s: link from %s accepted", conn, exchange.joined)
         # The neighbour is up: if our link to it is waiting, go now.

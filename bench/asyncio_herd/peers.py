@@ -64,6 +64,11 @@ class PeerLink:
         """Cut the current backoff short: the neighbour is evidently up."""
         self._retry.set()
 
+    def wake(self) -> None:
+        """Have the sender send what the link owes when it next runs (if the link is up)."""
+        if self.connected:
+            self._ready.set()
+
     def push(self) -> None:
         """Send what the link owes now if its socket is idle; else wake the sender."""
         writer = self._writer

@@ -66,6 +66,11 @@ class Exchange:
     #: Neighbours owed new records because of these lines: hand them to the
     #: links before writing the replies.
     flooded: list[str] = field(default_factory=list)
+    #: Whether :attr:`flooded` holds a first hop (the lines came from a
+    #: client), which goes on the wire before the reply; the later hops of a
+    #: flood (lines from a neighbour) have no reply to beat, and wait for
+    #: the link's sender, which sends many at once.
+    first_hop: bool = False
     #: Set if the connection identified itself as this neighbour's link.
     joined: str | None = None
     #: Set if the connection sent a line over the limit (for the log); the
@@ -237,6 +242,7 @@ class Connection:
                 else:
                     replies.append(self._challenge(line, outcome, exchange))
         exchange.flooded = state.flooded()
+        exchange.first_hop = self.peer is None
         # Before any reply goes out: the durable journal writes what was stored.
         state.lines_handled()
         return exchange
