@@ -11,10 +11,12 @@ bytes and keeps its time::
         ├── _send                 drains what the link owes, batch by batch
         └── _watch                reads the neighbour's replies until EOF
 
-The first hop of a flood does not wait for ``_send`` to be scheduled: the
-connection task that took the IAMAT calls :meth:`PeerLink.push`, which
-writes the batch straight to the socket when the link is idle and the
-socket has room, before the client's reply is written.
+The first hop of a flood goes on the wire before the client's reply: the
+connection task that took the IAMAT calls :meth:`PeerLink.push`, which wakes
+``_send``, and waits in :meth:`PeerLink.flushed` until ``_send`` has written
+the batch holding its record. Every connection answering at the same moment
+waits for the same batch, so a busy server sends one batch per link per
+scheduler pass instead of one send per record per link.
 """
 
 from __future__ import annotations
@@ -64,12 +66,10 @@ class PeerLink:
         self.lines = lines
         self._streams = streams
         self._stream: HerdStream | None = None
-        # Set while _send is inside send_all: nobody else may write then.
-        self._sending = False
-        # What push() could not write at once; _send writes it first.
-        self._leftover = b""
         self._ready = trio.Event()
         self._retry = trio.Event()
+        # Replies held back until their first hop is on the wire.
+        self._waiting = trio.lowlevel.ParkingLot()
 
     @property
     def connected(self) -> bool:
@@ -85,30 +85,32 @@ class PeerLink:
         if self.connected:
             self._ready.set()
 
-    def push(self) -> None:
-        """Send what the link owes now, if it can without waiting; else wake ``_send``.
+    def push(self) -> int | None:
+        """A first hop was queued: wake the sender; the mark the reply waits for.
 
-        Called by other tasks, never blocks and never raises: a failure is
-        left for ``_send`` to meet, and the resync after reconnecting makes
-        up for anything lost with the connection.
+        ``None`` when the reply need not wait (the link is down or not ready).
         """
-        stream = self._stream
-        if stream is None:
-            return
-        if self._sending or self._leftover:
+        if self._stream is None:
+            return None
+        mark = self.protocol.hand_over()
+        if mark is not None:
             self._ready.set()
-            return
-        batch = self.protocol.take()
-        if not batch:
-            return
-        try:
-            sent = stream.send_nowait(batch)
-        except OSError:
-            sent = 0
-        self.lines.link_sent(self.peer, batch)
-        if sent < len(batch):
-            self._leftover = batch[sent:]
-            self._ready.set()
+        return mark
+
+    async def flushed(self, mark: int) -> None:
+        """Wait until what was queued up to ``mark`` is on the wire (or given up)."""
+        while self.protocol.on_wire < mark:
+            await self._waiting.park()
+
+    def _written(self, taken: int) -> None:
+        self.protocol.written(taken)
+        if self._waiting:
+            self._waiting.unpark_all()
+
+    def _release(self) -> None:
+        self.protocol.release()
+        if self._waiting:
+            self._waiting.unpark_all()
 
     async def run(self) -> None:
         """Keep the link up for as long as the server runs."""
@@ -128,13 +130,13 @@ class PeerLink:
                 try:
                     await stream.send_all(protocol.connected())
                     await self._handshake(stream)
-                    self._leftover = b""
                     self._stream = stream
                     async with trio.open_nursery() as nursery:
                         nursery.start_soon(self._watch, stream)
                         await self._send(stream)
                 finally:
                     self._stream = None
+                    self._release()
                     await close_stream(stream)
             except* (
                 trio.BrokenResourceError,
@@ -164,20 +166,24 @@ class PeerLink:
 
     async def _send(self, stream: HerdStream) -> None:
         while True:
-            while not self._leftover and not self.protocol.owes():
+            while not self.protocol.owes():
+                # Nothing owed: no reply may wait for this link.
+                self._release()
                 self._ready = trio.Event()
                 await self._ready.wait()
-            self._sending = True
-            try:
-                if self._leftover:
-                    data, self._leftover = self._leftover, b""
-                    await stream.send_all(data)
-                else:
-                    batch = self.protocol.take()
-                    self.lines.link_sent(self.peer, batch)
-                    await stream.send_all(batch)
-            finally:
-                self._sending = False
+            batch = self.protocol.take()
+            taken = self.protocol.taken
+            self.lines.link_sent(self.peer, batch)
+            sent = stream.send_nowait(batch)
+            if sent < len(batch):
+                # The neighbour is slow: replies stop waiting for this link.
+                self._release()
+                await stream.send_all(memoryview(batch)[sent:])
+            self._written(taken)
+            if self.protocol.owes():
+                # A resync is many batches: let the herd's other tasks run
+                # between them (send_nowait is not a checkpoint).
+                await trio.lowlevel.checkpoint()
 
     async def _watch(self, stream: HerdStream) -> None:
         """Read the link until the neighbour closes it or rejects us (which raises)."""

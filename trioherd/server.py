@@ -218,10 +218,12 @@ class HerdServer:
             self.log.info("%s: closed", conn)
 
     async def _answer(self, stream: HerdStream, conn: str, exchange: Exchange) -> None:
-        """Carry out one exchange: floods first, then Places, then one write."""
-        begin_exchange(self.log, self.lines, self.links, conn, exchange)
+        """Carry out one exchange: floods, Places, the first hops out, then one write."""
+        first_hops = begin_exchange(self.log, self.lines, self.links, conn, exchange)
         if exchange.queries:
             await self._ask_places(exchange)
+        for link, mark in first_hops:
+            await link.flushed(mark)
         if exchange.replies:
             await stream.send_all(finish_exchange(self.lines, conn, exchange))
 

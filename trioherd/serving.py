@@ -115,8 +115,13 @@ def announce(
 class Link(Protocol):
     """What an exchange needs of a layer's outbound link."""
 
-    def push(self) -> None:
-        """Send what the link owes now if it can without waiting; else wake its sender."""
+    def push(self) -> int | None:
+        """A first hop was queued: have the sender send it now.
+
+        Returns:
+            The mark the client's reply waits for (the layer's link says
+            when it is reached), or ``None`` if the reply need not wait.
+        """
 
     def wake(self) -> None:
         """Have the link's sender send what is owed when it next runs."""
@@ -125,22 +130,33 @@ class Link(Protocol):
         """Cut the link's backoff short: the neighbour is evidently up."""
 
 
+LinkT = TypeVar("LinkT", bound=Link)
+
+
 def begin_exchange(
     log: logging.Logger,
     lines: LineLog,
-    links: Mapping[str, Link],
+    links: Mapping[str, LinkT],
     conn: str,
     exchange: Exchange,
-) -> None:
-    """Before any reply: log the lines, hand the floods' first hop to the links."""
+) -> list[tuple[LinkT, int]]:
+    """Before any reply: log the lines, hand the floods to the links.
+
+    Returns:
+        The links whose sender must have written the exchange's first hops
+        before its reply is written, each with the mark to wait for.
+    """
     lines.received(conn, exchange.received)
+    first_hops: list[tuple[LinkT, int]] = []
     for peer in exchange.flooded:
+        link = links[peer]
         if exchange.first_hop:
-            # On the wire before the reply, when the link can take it now.
-            links[peer].push()
+            mark = link.push()
+            if mark is not None:
+                first_hops.append((link, mark))
         else:
-            # A later hop: the sender batches it with whatever else is owed.
-            links[peer].wake()
+            # A later hop: no reply waits for it.
+            link.wake()
     if exchange.joined is not None:
         log.info("%s: link from %s accepted", conn, exchange.joined)
         # The neighbour is up: if our link to it is waiting, go now.
@@ -149,6 +165,7 @@ def begin_exchange(
         log.warning("%s: line over %d bytes, closing", conn, exchange.too_long)
     if exchange.refused is not None:
         log.error("%s: peer handshake refused: %s", conn, exchange.refused)
+    return first_hops
 
 
 def finish_exchange(lines: LineLog, conn: str, exchange: Exchange) -> bytes:

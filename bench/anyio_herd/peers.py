@@ -9,12 +9,13 @@ and keeps time::
         ├── _send                 drains what the link owes, batch by batch
         └── _watch                reads the neighbour's replies until EOF
 
-The first hop of a flood does not wait for ``_send``: :meth:`PeerLink.push`
-writes the batch straight to the link's raw socket when the link is idle.
-anyio's streams have no non-blocking send, so ``push`` goes under them; it
-may, because an anyio ``send`` returns only once the socket took all of it
-(on asyncio: the transport's buffer limit is 0), so when no ``send`` is
-under way nothing is queued that the raw write could overtake.
+The first hop of a flood goes on the wire before the client's reply: the
+connection task calls :meth:`PeerLink.push`, which wakes ``_send``, and
+waits in :meth:`PeerLink.flushed` until ``_send`` has written the batch
+holding its record. ``_send`` writes each batch straight to the link's raw
+socket first (anyio's streams have no non-blocking send) and gives the
+stream only what the socket did not take; it may, because it is the link's
+only writer and an anyio ``send`` returns only once all of it is written.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import logging
 import socket
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import SocketAttribute, SocketStream
 
 from bench.anyio_herd.stream import cause, close, receive, send_nowait
@@ -57,12 +59,10 @@ class PeerLink:
         self.lines = lines
         # The link's socket under its stream, for push(); None while down.
         self._socket: socket.socket | None = None
-        # Set while _send is inside send: nobody else may write then.
-        self._sending = False
-        # What push() could not write at once; _send writes it first.
-        self._leftover = b""
         self._ready = anyio.Event()
         self._retry = anyio.Event()
+        # Set when a batch is on the wire: replies waiting for a first hop look again.
+        self._out = anyio.Event()
 
     @property
     def connected(self) -> bool:
@@ -78,29 +78,34 @@ class PeerLink:
         if self.connected:
             self._ready.set()
 
-    def push(self) -> None:
-        """Send what the link owes now, if it can without waiting; else wake ``_send``.
+    def push(self) -> int | None:
+        """A first hop was queued: wake the sender; the mark the reply waits for.
 
-        Never blocks and never raises: a failure is left for ``_send`` to
-        meet, and the resync after reconnecting makes up for the loss.
+        ``None`` when the reply need not wait (the link is down or not ready).
         """
-        sock = self._socket
-        if sock is None:
-            return
-        if self._sending or self._leftover:
+        if self._socket is None:
+            return None
+        mark = self.protocol.hand_over()
+        if mark is not None:
             self._ready.set()
-            return
-        batch = self.protocol.take()
-        if not batch:
-            return
-        try:
-            sent = send_nowait(sock, batch)
-        except OSError:
-            sent = 0
-        self.lines.link_sent(self.peer, batch)
-        if sent < len(batch):
-            self._leftover = batch[sent:]
-            self._ready.set()
+        return mark
+
+    async def flushed(self, mark: int) -> None:
+        """Wait until what was queued up to ``mark`` is on the wire (or given up)."""
+        while self.protocol.on_wire < mark:
+            await self._out.wait()
+
+    def _written(self, taken: int) -> None:
+        self.protocol.written(taken)
+        self._wake_waiting()
+
+    def _release(self) -> None:
+        self.protocol.release()
+        self._wake_waiting()
+
+    def _wake_waiting(self) -> None:
+        self._out.set()
+        self._out = anyio.Event()
 
     async def run(self) -> None:
         """Keep the link up for as long as the server runs."""
@@ -119,13 +124,13 @@ class PeerLink:
             try:
                 try:
                     await stream.send(protocol.connected())
-                    self._leftover = b""
                     self._socket = stream.extra(SocketAttribute.raw_socket)
                     async with anyio.create_task_group() as link:
                         link.start_soon(self._watch, stream)
                         await self._send(stream)
                 finally:
                     self._socket = None
+                    self._release()
                     await close(stream)
             except* (
                 anyio.BrokenResourceError,
@@ -145,21 +150,25 @@ class PeerLink:
         raise TimeoutError(f"no answer from {host}:{port} in {CONNECT_TIMEOUT:g} s")
 
     async def _send(self, stream: SocketStream) -> None:
+        sock = stream.extra(SocketAttribute.raw_socket)
         while True:
-            while not self._leftover and not self.protocol.owes():
+            while not self.protocol.owes():
+                # Nothing owed: no reply may wait for this link.
+                self._release()
                 self._ready = anyio.Event()
                 await self._ready.wait()
-            self._sending = True
-            try:
-                if self._leftover:
-                    data, self._leftover = self._leftover, b""
-                    await stream.send(data)
-                else:
-                    batch = self.protocol.take()
-                    self.lines.link_sent(self.peer, batch)
-                    await stream.send(batch)
-            finally:
-                self._sending = False
+            batch = self.protocol.take()
+            taken = self.protocol.taken
+            self.lines.link_sent(self.peer, batch)
+            sent = send_nowait(sock, batch)
+            if sent < len(batch):
+                # The neighbour is slow: replies stop waiting for this link.
+                self._release()
+                await stream.send(batch[sent:])
+            self._written(taken)
+            if self.protocol.owes():
+                # A resync is many batches: let the other tasks run between them.
+                await anyio.lowlevel.checkpoint()
 
     async def _watch(self, stream: SocketStream) -> None:
         """Read the link until the neighbour closes it or rejects us (which raises)."""

@@ -4,8 +4,9 @@ Mirrors ``trioherd/peers.py``: the core's
 :class:`~trioherd.core.link.LinkProtocol` decides, this module moves bytes
 and keeps time. What differs is how the watcher stops the sender when the
 neighbour closes: trio cancels the link's nursery by raising, here the
-TaskGroup does the same, and how :meth:`PeerLink.push` writes without
-waiting: a transport's ``write`` sends at once when its buffer is empty.
+TaskGroup does the same, and how a reply waits for its first hop: with a
+future per waiting reply, since asyncio has no parking lot and a future
+shared by several tasks would be cancelled with the first of them.
 """
 
 from __future__ import annotations
@@ -51,9 +52,10 @@ class PeerLink:
         self.log = log
         self.lines = lines
         self._writer: asyncio.StreamWriter | None = None
-        self._sending = False
         self._ready = asyncio.Event()
         self._retry = asyncio.Event()
+        # Replies held back until their first hop is on the wire.
+        self._waiting: list[asyncio.Future[None]] = []
 
     @property
     def connected(self) -> bool:
@@ -69,19 +71,47 @@ class PeerLink:
         if self.connected:
             self._ready.set()
 
-    def push(self) -> None:
-        """Send what the link owes now if its socket is idle; else wake the sender."""
-        writer = self._writer
-        if writer is None:
-            return
-        if self._sending or writer.is_closing() or writer.transport.get_write_buffer_size():
+    def push(self) -> int | None:
+        """A first hop was queued: wake the sender; the mark the reply waits for.
+
+        ``None`` when the reply need not wait (the link is down or not ready).
+        """
+        if self._writer is None:
+            return None
+        mark = self.protocol.hand_over()
+        if mark is not None:
             self._ready.set()
-            return
-        batch = self.protocol.take()
-        if batch:
-            # An idle transport sends at once and buffers only the rest.
-            writer.write(batch)
-            self.lines.link_sent(self.peer, batch)
+        return mark
+
+    def flushed_soon(self, mark: int) -> asyncio.Future[None] | None:
+        """A future done once what was queued up to ``mark`` is on the wire.
+
+        ``None`` if it already is. Done early if the link backs up or drops.
+        """
+        if self.protocol.on_wire >= mark:
+            return None
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiting.append(waiter)
+        return waiter
+
+    async def flushed(self, mark: int) -> None:
+        """Wait until what was queued up to ``mark`` is on the wire (or given up)."""
+        while (waiter := self.flushed_soon(mark)) is not None:
+            await waiter
+
+    def _written(self, taken: int) -> None:
+        self.protocol.written(taken)
+        self._wake_waiting()
+
+    def _release(self) -> None:
+        self.protocol.release()
+        self._wake_waiting()
+
+    def _wake_waiting(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        for waiter in waiting:
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def run(self) -> None:
         """Keep the link up until cancelled."""
@@ -110,6 +140,7 @@ class PeerLink:
                 self.log.log(logging.ERROR if error else logging.WARNING, "%s", message)
             finally:
                 self._writer = None
+                self._release()
                 writer.close()
                 # The transport is closed either way; waiting for it must not
                 # raise (the peer may have reset) nor hang a cancellation.
@@ -128,18 +159,28 @@ class PeerLink:
             raise LinkRejected(f"no answer to the handshake in {HANDSHAKE_TIMEOUT:g} s") from None
 
     async def _send(self, writer: asyncio.StreamWriter) -> None:
+        transport = writer.transport
         while True:
             while not self.protocol.owes():
+                # Nothing owed: no reply may wait for this link.
+                self._release()
                 self._ready.clear()
                 await self._ready.wait()
-            self._sending = True
-            try:
-                batch = self.protocol.take()
-                self.lines.link_sent(self.peer, batch)
-                # What push() wrote is ahead of this in the transport's buffer.
-                await send_all(writer, batch)
-            finally:
-                self._sending = False
+            batch = self.protocol.take()
+            taken = self.protocol.taken
+            self.lines.link_sent(self.peer, batch)
+            if writer.is_closing():
+                raise ConnectionResetError("link closed")
+            # An idle transport sends at once and buffers only the rest.
+            writer.write(batch)
+            if transport.get_write_buffer_size():
+                # The neighbour is slow: replies stop waiting for this link.
+                self._release()
+                await writer.drain()
+            self._written(taken)
+            if self.protocol.owes():
+                # A resync is many batches: let the other tasks run between them.
+                await asyncio.sleep(0)
 
     async def _watch(self, reader: asyncio.StreamReader) -> None:
         """Read the link until the neighbour closes it or rejects us (which raises)."""

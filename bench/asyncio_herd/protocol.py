@@ -8,9 +8,11 @@ when it can. :class:`ProtocolHerdServer` serves clients that way, on the
 same core :class:`~trioherd.core.connection.Connection` as every other
 layer; peer links and everything else stay as in :mod:`.server`.
 
-Only a WHATSAT has to wait (for Places), so only an exchange with queries
-becomes a task; reading is paused until it is written, which keeps replies
-in order and the connection's backpressure. A full transport buffer pauses
+Only a WHATSAT has to wait for Places, so only an exchange with queries
+becomes a task; an IAMAT's reply waits for its first hop to be on the wire
+through a callback on the link's future. Reading is paused until an
+exchange is written, which keeps replies in order and the connection's
+backpressure. A full transport buffer pauses
 reading too (``pause_writing``), as ``drain`` would.
 
 Run it as ``python -m bench.asyncio_herd.protocol NAME``, with the options
@@ -24,8 +26,10 @@ import asyncio
 import socket
 import sys
 import time
+from functools import partial
 
 from bench.asyncio_herd.cli import main
+from bench.asyncio_herd.peers import PeerLink
 from bench.asyncio_herd.server import CLOSE_TIMEOUT, HerdServer
 from trioherd.core.connection import Connection, Exchange
 from trioherd.core.limits import SEND_BUFFER
@@ -72,8 +76,9 @@ class HerdProtocol(asyncio.Protocol):
         self._writing_paused = False
         # The idle timeout or line deadline, while reading.
         self._timer: asyncio.TimerHandle | None = None
-        #: The task answering an exchange with WHATSATs, while there is one.
-        self.answering: asyncio.Task[None] | None = None
+        #: What the exchange being answered waits for (Places, in a task; or
+        #: its first hop, a link's future), while there is one.
+        self.answering: asyncio.Future[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -179,21 +184,62 @@ class HerdProtocol(asyncio.Protocol):
             exchange = self._connection.next_exchange()
             if exchange is None:
                 break
-            begin_exchange(server.log, server.lines, server.links, self._conn, exchange)
+            first_hops = begin_exchange(
+                server.log, server.lines, server.links, self._conn, exchange
+            )
             if exchange.queries:
                 transport.pause_reading()
-                self.answering = asyncio.get_running_loop().create_task(self._answer(exchange))
+                self.answering = asyncio.get_running_loop().create_task(
+                    self._answer(exchange, first_hops)
+                )
+                return
+            if self._wait_for(first_hops, exchange):
                 return
             if exchange.replies:
                 transport.write(finish_exchange(server.lines, self._conn, exchange))
         if self._connection.finished:
             self.close()
 
-    async def _answer(self, exchange: Exchange) -> None:
+    def _wait_for(self, first_hops: list[tuple[PeerLink, int]], exchange: Exchange) -> bool:
+        """Hold the reply (and reading) until the first hops are on the wire.
+
+        A callback on the links' futures rather than a task: an IAMAT stays
+        taskless, which is what makes this the fastest asyncio idiom.
+
+        Returns:
+            Whether the reply waits.
+        """
+        for link, mark in first_hops:
+            waiter = link.flushed_soon(mark)
+            if waiter is not None:
+                assert self._transport is not None
+                self._transport.pause_reading()
+                self.answering = waiter
+                waiter.add_done_callback(partial(self._first_hop_out, first_hops, exchange))
+                return True
+        return False
+
+    def _first_hop_out(
+        self,
+        first_hops: list[tuple[PeerLink, int]],
+        exchange: Exchange,
+        waiter: asyncio.Future[None],
+    ) -> None:
+        self.answering = None
+        transport = self._transport
+        if waiter.cancelled() or transport is None or transport.is_closing():
+            return
+        # A link wakes every waiting reply; this one's mark may be further.
+        if not self._wait_for(first_hops, exchange):
+            self._reply(exchange)
+
+    async def _answer(self, exchange: Exchange, first_hops: list[tuple[PeerLink, int]]) -> None:
         transport = self._transport
         assert transport is not None
         try:
             await self._server._ask_places(exchange)
+            for link, mark in first_hops:
+                await link.flushed(mark)
         except Exception:
             # A bug must cost one connection, never the server.
             self._server.log.exception("%s: internal error, connection closed", self._conn)
@@ -201,14 +247,18 @@ class HerdProtocol(asyncio.Protocol):
             return
         finally:
             self.answering = None
-        if transport.is_closing():
-            return
+        if not transport.is_closing():
+            self._reply(exchange)
+
+    def _reply(self, exchange: Exchange) -> None:
+        """Write an exchange that waited, and go on reading (unless stopping)."""
+        transport = self._transport
+        assert transport is not None
+        transport.write(finish_exchange(self._server.lines, self._conn, exchange))
         if self._server.stopping:
-            # Shutdown came while we asked Places: answer, read no more.
-            transport.write(finish_exchange(self._server.lines, self._conn, exchange))
+            # Shutdown came while the exchange waited: answer, read no more.
             self.close()
             return
-        transport.write(finish_exchange(self._server.lines, self._conn, exchange))
         if not self._writing_paused:
             transport.resume_reading()
         self._pump()

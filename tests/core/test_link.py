@@ -1,7 +1,10 @@
 """The outbound link's decisions without sockets: handshake, backoff, replies, wording."""
 
+import dataclasses
+
 import pytest
 
+from trioherd.core.limits import DEFAULT_LIMITS
 from trioherd.core.link import BACKOFF_CAP, BACKOFF_FIRST, LinkClosed, LinkProtocol, LinkRejected
 from trioherd.core.state import ServerState
 
@@ -86,3 +89,59 @@ def test_replies_refusals_and_eof() -> None:
         False,
     )
     assert not protocol.up
+
+
+def test_a_first_hops_reply_waits_until_its_batch_is_written() -> None:
+    state, protocol = link()
+    # Down: the reply need not wait, the resync will carry the record.
+    state.handle(b"IAMAT a +1+1 5", NOW)
+    assert protocol.hand_over() is None
+    protocol.connected()
+    protocol.take()  # the resync
+    protocol.written(protocol.taken)
+    state.handle(b"IAMAT b +1+1 5", NOW)
+    first = protocol.hand_over()
+    state.handle(b"IAMAT c +1+1 5", NOW)
+    second = protocol.hand_over()
+    assert first is not None
+    assert second is not None
+    assert protocol.on_wire < first < second
+    # One batch holds both first hops; neither reply goes before it is written.
+    batch = protocol.take()
+    assert batch.count(b"\n") == 2
+    taken = protocol.taken
+    assert protocol.on_wire < first
+    protocol.written(taken)
+    assert protocol.on_wire >= second
+
+
+def test_a_backed_up_or_dropped_link_releases_the_waiting_replies() -> None:
+    state, protocol = link()
+    protocol.connected()
+    protocol.take()
+    state.handle(b"IAMAT a +1+1 5", NOW)
+    mark = protocol.hand_over()
+    assert mark is not None
+    assert protocol.on_wire < mark
+    # The link backs up before the record is even taken: the reply goes,
+    # the record stays owed.
+    protocol.release()
+    assert protocol.on_wire >= mark
+    assert protocol.owes()
+
+
+def test_a_record_the_table_forgot_holds_no_reply_once_nothing_is_owed() -> None:
+    limits = dataclasses.replace(DEFAULT_LIMITS, max_clients=1)
+    state = ServerState("Smith", ["Hill", "Campbell"], limits=limits)
+    protocol = LinkProtocol(state, "Hill")
+    protocol.connected()
+    protocol.take()
+    state.handle(b"IAMAT a +1+1 5", NOW)
+    mark = protocol.hand_over()
+    assert mark is not None
+    # Hill's own update evicts a before a is sent, and is not owed back to Hill.
+    state.handle(b"AT Hill +0.000000001 b +1+1 5", NOW, "Hill")
+    assert not protocol.owes()
+    # The link's sender, finding nothing owed, releases the waiting reply.
+    protocol.release()
+    assert protocol.on_wire >= mark
