@@ -17,6 +17,9 @@ from dataclasses import dataclass
 BASELINE = "trio"
 #: The workloads that the ``+logs`` implementations (every line logged) run.
 LOGGED_WORKLOADS = ("iamat", "flood")
+#: The implementations run again with every line logged: the two herds a
+#: user would run with their defaults, and asyncio at its fastest.
+LOGGED_IMPLEMENTATIONS = ("trio", "asyncio", "asyncio-protocol")
 
 
 @dataclass(frozen=True)
@@ -72,18 +75,22 @@ _MEASURED = (
     # One I/O layer on anyio, on each of the loops above: what portability costs.
     Implementation("anyio-trio", "bench.anyio_herd", ("--backend", "trio")),
     Implementation("anyio-asyncio", "bench.anyio_herd", ("--backend", "asyncio")),
+    # On demand: anyio on uvloop says little that anyio-asyncio and uvloop
+    # do not, and the full run must fit in under an hour.
     Implementation(
         "anyio-uvloop",
         "bench.anyio_herd",
         ("--backend", "asyncio", "--uvloop"),
         requires=("uvloop",),
+        default=False,
     ),
     # trioherd on trio.SocketStream rather than its LeanStream: what the
     # lean stream gains, on demand.
     Implementation("trio-socketstream", "bench.trio_socketstream", default=False),
-    # trioherd whose links are only woken, never written to by the
-    # connection task: what the first hop before the reply costs.
-    Implementation("trio-nopush", "bench.trio_nopush", default=False),
+    # trioherd whose replies do not wait for their flood's first hop to be
+    # written: what the first hop before the reply costs (IAMAT only, where
+    # it shows).
+    Implementation("trio-nopush", "bench.trio_nopush", workloads=("iamat",)),
     # WHATSAT's HTTP on httpx's stock transport (httpcore, h11,
     # trio.SocketStream) rather than our LeanTransport.
     Implementation(
@@ -111,18 +118,21 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
                 impl, name=f"{impl.name}+logs", log_level="info", workloads=LOGGED_WORKLOADS
             )
             for impl in _MEASURED
-            if impl.default and not impl.workloads
+            if impl.name in LOGGED_IMPLEMENTATIONS
         ),
-        # With durable state (--state-dir): what journaling costs, on demand.
+        # With durable state (--state-dir): what journaling costs (IAMAT).
         # The journals go to a directory of this benchmark process's own.
         Implementation(
-            "trio-durable", "trioherd", ("--state-dir", f"{_STATE_DIR}/trio"), default=False
+            "trio-durable",
+            "trioherd",
+            ("--state-dir", f"{_STATE_DIR}/trio"),
+            workloads=("iamat",),
         ),
         Implementation(
             "asyncio-durable",
             "bench.asyncio_herd",
             ("--state-dir", f"{_STATE_DIR}/asyncio"),
-            default=False,
+            workloads=("iamat",),
         ),
     )
 }
