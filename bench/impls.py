@@ -17,8 +17,9 @@ from dataclasses import dataclass
 BASELINE = "trio"
 #: The workloads that the ``+logs`` implementations (every line logged) run.
 LOGGED_WORKLOADS = ("iamat", "flood")
-#: The implementations run again with every line logged: the two herds a
-#: user would run with their defaults, and asyncio at its fastest.
+#: The implementations run again with every line logged by default: the two
+#: herds a user would run with their defaults, and asyncio at its fastest
+#: (uvloop's and the anyio herd's logged runs are there on demand).
 LOGGED_IMPLEMENTATIONS = ("trio", "asyncio", "asyncio-protocol")
 
 
@@ -115,10 +116,14 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
         # IAMAT, and per flooded AT line), beside the quiet runs.
         *(
             dataclasses.replace(
-                impl, name=f"{impl.name}+logs", log_level="info", workloads=LOGGED_WORKLOADS
+                impl,
+                name=f"{impl.name}+logs",
+                log_level="info",
+                workloads=LOGGED_WORKLOADS,
+                default=impl.name in LOGGED_IMPLEMENTATIONS,
             )
             for impl in _MEASURED
-            if impl.name in LOGGED_IMPLEMENTATIONS
+            if impl.name in LOGGED_IMPLEMENTATIONS or impl.name.startswith(("uvloop", "anyio"))
         ),
         # With durable state (--state-dir): what journaling costs (IAMAT).
         # The journals go to a directory of this benchmark process's own.
