@@ -122,42 +122,65 @@ class LeanTransport(httpx.AsyncBaseTransport):
                 stream = await self._connect(origin)
             if connecting.cancelled_caught or stream is None:
                 raise httpx.ConnectTimeout(f"no connection within {connect_timeout:g} s")
-        reused = self._reused
         reader = ResponseReader()
+        write_timeout, read_timeout = timeouts.get("write"), timeouts.get("read")
+        if write_timeout is None and read_timeout is None:
+            # Nothing to bound here (a caller that bounds the whole request,
+            # as HttpPlaces does): no scope to enter and leave, which on
+            # trio costs about as much as parsing the response.
+            await self._send(stream, data)
+            await self._receive(stream, data, reader, None, None)
+            return reader
         # One scope for the whole exchange; its deadline moves with each
         # phase (httpx's read timeout bounds each wait, not the response).
         sent = False
         with trio.CancelScope() as scope:
-            scope.deadline = _deadline(timeouts.get("write"))
-            try:
-                await stream.send_all(data)
-                sent = True
-            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                if reused and _idempotent(data):
-                    raise _Stale from exc
-                raise httpx.WriteError(_reason(exc, "the connection broke")) from exc
-            read_timeout = timeouts.get("read")
-            while True:
-                scope.deadline = _deadline(read_timeout)
-                try:
-                    chunk = await stream.receive_some(RECEIVE_SIZE)
-                except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                    if reused and not reader.received and _idempotent(data):
-                        raise _Stale from exc
-                    raise httpx.ReadError(_reason(exc, "the connection broke")) from exc
-                try:
-                    if not chunk:
-                        if reused and not reader.received and _idempotent(data):
-                            raise _Stale
-                        reader.feed_eof()
-                        return reader
-                    if reader.feed(chunk):
-                        return reader
-                except ResponseError as exc:
-                    raise httpx.RemoteProtocolError(str(exc)) from None
+            scope.deadline = _deadline(write_timeout)
+            await self._send(stream, data)
+            sent = True
+            await self._receive(stream, data, reader, scope, read_timeout)
+            return reader
         if not sent:
-            raise httpx.WriteTimeout(f"could not send the request within {timeouts['write']:g} s")
-        raise httpx.ReadTimeout(f"no data from the server for {timeouts['read']:g} s")
+            raise httpx.WriteTimeout(f"could not send the request within {write_timeout:g} s")
+        raise httpx.ReadTimeout(f"no data from the server for {read_timeout:g} s")
+
+    async def _send(self, stream: _Stream, data: bytes) -> None:
+        try:
+            await stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            if self._reused and _idempotent(data):
+                raise _Stale from exc
+            raise httpx.WriteError(_reason(exc, "the connection broke")) from exc
+
+    async def _receive(
+        self,
+        stream: _Stream,
+        data: bytes,
+        reader: ResponseReader,
+        scope: trio.CancelScope | None,
+        read_timeout: float | None,
+    ) -> None:
+        """Read until ``reader`` has the whole response, each wait bounded by ``scope``."""
+        stale_possible = self._reused and _idempotent(data)
+        while True:
+            if scope is not None:
+                scope.deadline = _deadline(read_timeout)
+            try:
+                chunk = await stream.receive_some(RECEIVE_SIZE)
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                if stale_possible and not reader.received:
+                    raise _Stale from exc
+                raise httpx.ReadError(_reason(exc, "the connection broke")) from exc
+            try:
+                if not chunk:
+                    if stale_possible and not reader.received:
+                        raise _Stale
+                    reader.feed_eof()
+                    return
+                if reader.feed(chunk):
+                    return
+            except ResponseError as exc:
+                raise httpx.RemoteProtocolError(str(exc)) from None
 
     async def _connect(self, origin: tuple[bytes, bytes, int]) -> _Stream:
         scheme, host, port = origin

@@ -147,9 +147,10 @@ class HttpPlaces:
         self._headers = [(b"Host", parsed.netloc), *_HEADERS]
         self._key = key
         self._timeout = timeout
-        # httpx's per-phase timeouts, as a client would set them; the
-        # overall bound is nearby()'s.
-        self._extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
+        # No per-phase timeouts for the transport: nearby() bounds the whole
+        # request by ``timeout``, so a phase bounded by the same could never
+        # end first, and each bound costs the transport a cancel scope.
+        self._extensions = {"timeout": httpx.Timeout(None).as_dict()}
         with_key = "with an API key" if key else "without an API key"
         self.description = f"Nearby Search over HTTP at {url} ({with_key})"
 
@@ -168,19 +169,28 @@ class HttpPlaces:
             extensions=self._extensions,
         )
         with trio.move_on_after(self._timeout):
-            async with self._free:
-                transport = self._idle.pop()
+            # A free connection is taken without waiting: Semaphore.acquire
+            # would take a schedule point even then, a trip round the run
+            # loop that the request's own I/O makes anyway. With none free,
+            # acquire() queues this request behind the others (release hands
+            # a connection to the first waiter, so no one jumps the queue).
+            try:
+                self._free.acquire_nowait()
+            except trio.WouldBlock:
+                await self._free.acquire()
+            transport = self._idle.pop()
+            try:
+                response = await transport.handle_async_request(request)
                 try:
-                    response = await transport.handle_async_request(request)
-                    try:
-                        body = await response.aread()
-                    finally:
-                        await response.aclose()
-                except httpx.HTTPError as exc:
-                    message = f"Places request failed: {_describe(exc)}"
-                    return error_response(self._redact(message))
+                    body = await response.aread()
                 finally:
-                    self._idle.append(transport)
+                    await response.aclose()
+            except httpx.HTTPError as exc:
+                message = f"Places request failed: {_describe(exc)}"
+                return error_response(self._redact(message))
+            finally:
+                self._idle.append(transport)
+                self._free.release()
             return parse_places_answer(response.status_code, body)
         return error_response(f"Places request timed out after {self._timeout:g} s")
 

@@ -229,6 +229,13 @@ class HerdServer:
 
     async def _ask_places(self, exchange: Exchange) -> None:
         """Ask Places for all of the exchange's WHATSATs at once."""
+        if len(exchange.queries) == 1:
+            # The usual case, one WHATSAT: asked in this task. A nursery
+            # and a child task for it cost two more trips round the run
+            # loop and a cancel scope, about a tenth of a WHATSAT's CPU
+            # (bench/results/http/profiles-s21/).
+            await self._ask_one(exchange, *exchange.queries[0])
+            return
         async with trio.open_nursery() as nursery:
             for slot, query in exchange.queries:
                 nursery.start_soon(self._ask_one, exchange, slot, query)

@@ -231,6 +231,10 @@ class HerdServer:
 
     async def _ask_places(self, exchange: Exchange) -> None:
         """Ask Places for all of the exchange's WHATSATs at once, as trio does."""
+        if len(exchange.queries) == 1:
+            # One WHATSAT is asked in this task, as trio does.
+            await self._ask_one(exchange, *exchange.queries[0])
+            return
         async with asyncio.TaskGroup() as group:
             for slot, query in exchange.queries:
                 group.create_task(self._ask_one(exchange, slot, query))
