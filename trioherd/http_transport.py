@@ -81,7 +81,10 @@ class LeanTransport(httpx.AsyncBaseTransport):
         url = request.url
         origin = (url.raw_scheme, url.raw_host, url.port or (443 if url.scheme == "https" else 80))
         head = request_head(request.method.encode(), url.raw_path, request.headers.raw)
-        body = await request.aread()
+        # A body given as bytes (a GET's empty one) is read without the
+        # async iteration aread() goes through.
+        sync = isinstance(request.stream, httpx.SyncByteStream)
+        body = request.read() if sync else await request.aread()
         data = head + body if body else head
         try:
             try:
@@ -161,19 +164,18 @@ class LeanTransport(httpx.AsyncBaseTransport):
         read_timeout: float | None,
     ) -> None:
         """Read until ``reader`` has the whole response, each wait bounded by ``scope``."""
-        stale_possible = self._reused and _idempotent(data)
         while True:
             if scope is not None:
                 scope.deadline = _deadline(read_timeout)
             try:
                 chunk = await stream.receive_some(RECEIVE_SIZE)
             except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                if stale_possible and not reader.received:
+                if self._stale(reader, data):
                     raise _Stale from exc
                 raise httpx.ReadError(_reason(exc, "the connection broke")) from exc
             try:
                 if not chunk:
-                    if stale_possible and not reader.received:
+                    if self._stale(reader, data):
                         raise _Stale
                     reader.feed_eof()
                     return
@@ -181,6 +183,10 @@ class LeanTransport(httpx.AsyncBaseTransport):
                     return
             except ResponseError as exc:
                 raise httpx.RemoteProtocolError(str(exc)) from None
+
+    def _stale(self, reader: ResponseReader, data: bytes) -> bool:
+        # Asked only when the connection failed: the cheap tests first.
+        return self._reused and not reader.received and _idempotent(data)
 
     async def _connect(self, origin: tuple[bytes, bytes, int]) -> _Stream:
         scheme, host, port = origin
