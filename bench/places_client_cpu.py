@@ -1,7 +1,7 @@
 """The CPU one Places request costs the herd's HTTP client, per event loop and library.
 
     python -m bench.places_client_cpu [--requests 3000] [--concurrency 50] [--rounds 3] \
-        [--json OUT]
+        [--clients trio-lean,asyncio-aiohttp,...] [--json OUT]
 
 Starts our Places server (no added latency) in a process of its own, then,
 in this process, asks it for ``--requests`` Nearby Searches through each
@@ -119,14 +119,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--clients", default=",".join(name for name, _, _ in CLIENTS),
+        help="which, comma-separated (default: all; asyncio-aiohttp is the base of the ratios)",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, metavar="OUT")
     args = parser.parse_args(argv)
+    wanted = args.clients.split(",")
+    clients = tuple(client for client in CLIENTS if client[0] in wanted)
+    if not any(name == "asyncio-aiohttp" for name, _, _ in clients):
+        parser.error("--clients must include asyncio-aiohttp, the base of the ratios")
 
     def work(url: str) -> dict[str, list[float]]:
-        rounds: dict[str, list[float]] = {name: [] for name, _, _ in CLIENTS}
+        rounds: dict[str, list[float]] = {name: [] for name, _, _ in clients}
         for number in range(args.rounds):
             # Rotate the order, so no client always runs first or last.
-            order = CLIENTS[number % len(CLIENTS) :] + CLIENTS[: number % len(CLIENTS)]
+            order = clients[number % len(clients) :] + clients[: number % len(clients)]
             for name, loop, transport in order:
                 cost = measure(url, loop, transport, args.requests, args.concurrency)
                 rounds[name].append(cost)
