@@ -232,8 +232,8 @@ class HerdServer:
         if len(exchange.queries) == 1:
             # The usual case, one WHATSAT: asked in this task. A nursery
             # and a child task for it cost two more trips round the run
-            # loop and a cancel scope, about a tenth of a WHATSAT's CPU
-            # (bench/results/http/profiles-s21/).
+            # loop and a cancel scope (bench/results/http/README.md,
+            # "Run 3 and 4").
             await self._ask_one(exchange, *exchange.queries[0])
             return
         async with trio.open_nursery() as nursery:
