@@ -12,6 +12,7 @@ import pytest
 import bench.cli
 import bench.counters_cost
 import bench.flood_probe
+import bench.gc_cost
 import bench.loadgen
 import bench.places_faults
 import bench.places_index
@@ -41,6 +42,7 @@ PROGRAMS: list[tuple[str, str, Callable[[], argparse.ArgumentParser], tuple[str,
     ("bench/README.md", "places_index", bench.places_index.build_parser, ()),
     ("bench/README.md", "counters_cost", bench.counters_cost.build_parser, ()),
     ("bench/README.md", "profile", bench.profile.build_parser, ()),
+    ("bench/README.md", "gc_cost", bench.gc_cost.build_parser, ("core", "serve")),
 ]
 
 
