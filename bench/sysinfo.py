@@ -11,6 +11,7 @@ import os
 import platform
 import subprocess
 import sys
+import sysconfig
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,8 +21,24 @@ from typing import Any
 
 import psutil  # type: ignore[import-untyped]
 
-#: Packages whose versions go into the results.
-PACKAGES = ("trio", "httpx", "aiohttp", "uvloop", "h11", "matplotlib", "psutil", "trioherd")
+#: Packages whose versions go into the results: every one a herd's hot path
+#: runs through (anyio under the anyio herd and httpx's asyncio backend,
+#: httptools under our HTTP client and Places server), so that runs on two
+#: interpreters, whose venvs may resolve different versions, say so.
+PACKAGES = (
+    "trio",
+    "httpx",
+    "httpcore",
+    "h11",
+    "httptools",
+    "anyio",
+    "aiohttp",
+    "uvloop",
+    "prometheus-client",
+    "matplotlib",
+    "psutil",
+    "trioherd",
+)
 
 
 def _process(pid: int) -> Any:
@@ -125,6 +142,12 @@ def machine_info(root: Path) -> dict[str, Any]:
         "os": platform.platform(),
         "python": sys.version.split()[0],
         "python_implementation": platform.python_implementation(),
+        # Which interpreter ran it, and how it was built: the bench may be
+        # run from several venvs (3.11, 3.12, 3.13) on one machine. (Not
+        # its path, which names a directory outside the repository.)
+        "python_build": " ".join(platform.python_build()),
+        "python_compiler": platform.python_compiler(),
+        "gil_disabled": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
         "packages": {name: _version(name) for name in PACKAGES},
         "load_average": list(os.getloadavg()),
         "git_commit": _git(root, "rev-parse", "HEAD"),
