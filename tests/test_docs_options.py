@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import bench.accept_storm
 import bench.cli
 import bench.counters_cost
 import bench.flood_probe
@@ -43,6 +44,7 @@ PROGRAMS: list[tuple[str, str, Callable[[], argparse.ArgumentParser], tuple[str,
     ("bench/README.md", "counters_cost", bench.counters_cost.build_parser, ()),
     ("bench/README.md", "profile", bench.profile.build_parser, ()),
     ("bench/README.md", "gc_cost", bench.gc_cost.build_parser, ("core", "serve")),
+    ("bench/README.md", "accept_storm", bench.accept_storm.build_parser, ()),
 ]
 
 
