@@ -192,7 +192,11 @@ async def test_the_pool_recovers_from_dropped_and_abandoned_requests(tmp_path: P
         solo_over_http(tmp_path, url, concurrency=pool, timeout=0.3) as (running, places),
     ):
         statuses = await concurrent_whatsats(running, 30)
-        assert server.max_in_flight <= pool
+        # The server counts a request its client gave up on (timed out at
+        # 0.3 s) until its own latency (up to 0.4 s) ends; by then the
+        # client's connection may carry one new request, never two (a
+        # second give-up takes 0.3 s more): at most two per connection.
+        assert server.max_in_flight <= 2 * pool
         # Every transport is back, ready to lend (a white-box check: a lost
         # one would only show as timeouts).
         assert isinstance(places, HttpPlaces)
