@@ -10,34 +10,21 @@ well-formed reply.
 from __future__ import annotations
 
 import contextlib
-import logging
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 import trio
 
-from trioherd.core.places import (
-    PlacesQuery,
-    PlacesSource,
-    error_response,
-    metres,
-    parse_places_answer,
-)
+from trioherd.core.places import PlacesQuery, PlacesSource, error_response
 from trioherd.http_transport import LeanTransport
+from trioherd.httpx_places import HttpxNearby
 from trioherd.offline.cache import LOADING_NOTE, load_index, ready_note
 from trioherd.offline.google import nearby_response
 from trioherd.offline.index import PlaceIndex
 from trioherd.options import PlacesOptions
-
-# httpx logs each request's URL at INFO, and a Google URL holds the API key.
-# Our servers log through loggers of their own, but someone else's logging
-# setup (basicConfig in a script that imports us) must not leak it either.
-for _name in ("httpx", "httpcore"):
-    logging.getLogger(_name).setLevel(logging.WARNING)
 
 
 def _ignore(note: str) -> None:
@@ -92,7 +79,7 @@ class OfflinePlaces:
         return nearby_response(index, query.latitude, query.longitude, query.radius_m, query.bound)
 
 
-class HttpPlaces:
+class HttpPlaces(HttpxNearby):
     """Nearby Search over HTTP with httpx: Google's API or any compatible endpoint.
 
     One instance serves every server in the process, so its keep-alive
@@ -126,93 +113,29 @@ class HttpPlaces:
         timeout: the bound on one request, in seconds.
     """
 
-    def __init__(
-        self,
-        transports: Sequence[httpx.AsyncBaseTransport],
-        url: str,
-        key: str | None,
-        timeout: float,
-    ) -> None:
-        self._idle = list(transports)
-        self._free = trio.Semaphore(len(self._idle))
-        # Every request is the endpoint plus our parameters; parsed once,
-        # here, so that a bad URL is a start-up error, not a reply's.
-        parsed = httpx.URL(url)
-        self._url = str(parsed)
-        self._joiner = "&" if "?" in self._url else "?"
-        # The headers of every request, Host included, as httpx would send
-        # them. Given these and an empty body as a stream, httpx.Request
-        # skips working out default headers and rebuilding its Headers on
-        # every request (30 of its ~90 us).
-        self._headers = [(b"Host", parsed.netloc), *_HEADERS]
-        self._key = key
-        self._timeout = timeout
-        # No per-phase timeouts for the transport: nearby() bounds the whole
-        # request by ``timeout``, so a phase bounded by the same could never
-        # end first, and each bound costs the transport a cancel scope.
-        self._extensions = {"timeout": httpx.Timeout(None).as_dict()}
-        with_key = "with an API key" if key else "without an API key"
-        self.description = f"Nearby Search over HTTP at {url} ({with_key})"
+    semaphore = trio.Semaphore
+    free: trio.Semaphore
+    # No per-phase timeouts for the transport: nearby() bounds the whole
+    # request by ``timeout``, so a phase bounded by the same could never
+    # end first, and each bound costs the transport a cancel scope.
+    phase_timeouts = False
 
     async def nearby(self, query: PlacesQuery) -> dict[str, Any]:
-        params = {
-            "location": f"{query.latitude!r},{query.longitude!r}",
-            "radius": metres(query.radius_m),
-        }
-        if self._key:
-            params["key"] = self._key
-        request = httpx.Request(
-            "GET",
-            self._url + self._joiner + urlencode(params),
-            headers=self._headers,
-            stream=_NO_BODY,
-            extensions=self._extensions,
-        )
-        with trio.move_on_after(self._timeout):
+        with trio.move_on_after(self.timeout):
             # A free connection is taken without waiting: Semaphore.acquire
             # would take a schedule point even then, a trip round the run
             # loop that the request's own I/O makes anyway. With none free,
             # acquire() queues this request behind the others (release hands
             # a connection to the first waiter, so no one jumps the queue).
             try:
-                self._free.acquire_nowait()
+                self.free.acquire_nowait()
             except trio.WouldBlock:
-                await self._free.acquire()
-            transport = self._idle.pop()
+                await self.free.acquire()
             try:
-                response = await transport.handle_async_request(request)
-                try:
-                    body = await response.aread()
-                finally:
-                    await response.aclose()
-            except httpx.HTTPError as exc:
-                message = f"Places request failed: {_describe(exc)}"
-                return error_response(self._redact(message))
+                return await self.ask(query)
             finally:
-                self._idle.append(transport)
-                self._free.release()
-            return parse_places_answer(response.status_code, body)
-        return error_response(f"Places request timed out after {self._timeout:g} s")
-
-    def _redact(self, text: str) -> str:
-        return text.replace(self._key, "<key>") if self._key else text
-
-
-#: What an httpx client would send besides Host.
-_HEADERS = [
-    (b"Accept", b"*/*"),
-    (b"Accept-Encoding", b"gzip, deflate"),
-    (b"User-Agent", f"trioherd httpx/{httpx.__version__}".encode()),
-]
-#: A GET's body.
-_NO_BODY = httpx.ByteStream(b"")
-
-
-def _describe(exc: httpx.HTTPError) -> str:
-    # The class name says what failed (ConnectError, ReadError...); the
-    # message, where there is one, says why. Neither holds the request URL.
-    detail = str(exc)
-    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+                self.free.release()
+        return self.endpoint.timed_out()
 
 
 @contextlib.asynccontextmanager

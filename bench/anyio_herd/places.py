@@ -1,39 +1,28 @@
 """Places sources for WHATSAT, on anyio (mirrors ``trioherd/places.py``).
 
-httpx runs on both of anyio's backends, so this is trioherd's HTTP source
-with trio's semaphore and timeout swapped for anyio's: trioherd's
-``HttpPlaces`` itself cannot be reused, since it uses ``trio.Semaphore``
-and ``trio.move_on_after``. Why it lends one-connection transports rather
-than use one pooled client: see ``trioherd.places.HttpPlaces``.
+httpx runs on both of anyio's backends, so the HTTP source is
+:class:`trioherd.httpx_places.HttpxNearby`, as in the trio herd, with
+anyio's semaphore and timeout around it where trio's has trio's. Why it
+lends one-connection transports rather than use one pooled client: see
+``trioherd.places.HttpPlaces``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import ssl
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urlencode
 
 import anyio
 import httpx
 
-from trioherd.core.places import (
-    PlacesQuery,
-    PlacesSource,
-    error_response,
-    metres,
-    parse_places_answer,
-)
+from trioherd.core.places import PlacesQuery, PlacesSource, error_response
+from trioherd.httpx_places import HttpxNearby
 from trioherd.offline.cache import load_index
 from trioherd.offline.google import nearby_response
 from trioherd.offline.index import PlaceIndex
 from trioherd.options import PlacesOptions
-
-# As trioherd.places: httpx logs request URLs at INFO, and they hold the key.
-for _name in ("httpx", "httpcore"):
-    logging.getLogger(_name).setLevel(logging.WARNING)
 
 
 class OfflinePlaces:
@@ -66,7 +55,7 @@ class OfflinePlaces:
         return nearby_response(index, query.latitude, query.longitude, query.radius_m, query.bound)
 
 
-class HttpPlaces:
+class HttpPlaces(HttpxNearby):
     """Nearby Search over HTTP with httpx, lending one-connection transports.
 
     Args:
@@ -76,67 +65,13 @@ class HttpPlaces:
         timeout: the bound on one request, its wait for a transport included.
     """
 
-    def __init__(
-        self,
-        transports: Sequence[httpx.AsyncBaseTransport],
-        url: str,
-        key: str | None,
-        timeout: float,
-    ) -> None:
-        self._idle = list(transports)
-        self._free = anyio.Semaphore(len(self._idle))
-        self._url = str(httpx.URL(url))
-        self._joiner = "&" if "?" in self._url else "?"
-        self._key = key
-        self._timeout = timeout
-        self._extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
-        with_key = "with an API key" if key else "without an API key"
-        self.description = f"Nearby Search over HTTP at {url} ({with_key})"
+    semaphore = anyio.Semaphore
 
     async def nearby(self, query: PlacesQuery) -> dict[str, Any]:
-        params = {
-            "location": f"{query.latitude!r},{query.longitude!r}",
-            "radius": metres(query.radius_m),
-        }
-        if self._key:
-            params["key"] = self._key
-        request = httpx.Request(
-            "GET",
-            self._url + self._joiner + urlencode(params),
-            headers=_HEADERS,
-            extensions=self._extensions,
-        )
-        with anyio.move_on_after(self._timeout):
-            async with self._free:
-                transport = self._idle.pop()
-                try:
-                    response = await transport.handle_async_request(request)
-                    try:
-                        body = await response.aread()
-                    finally:
-                        await response.aclose()
-                except httpx.HTTPError as exc:
-                    message = f"Places request failed: {_describe(exc)}"
-                    return error_response(self._redact(message))
-                finally:
-                    self._idle.append(transport)
-            return parse_places_answer(response.status_code, body)
-        return error_response(f"Places request timed out after {self._timeout:g} s")
-
-    def _redact(self, text: str) -> str:
-        return text.replace(self._key, "<key>") if self._key else text
-
-
-_HEADERS = {
-    "Accept": "*/*",
-    "Accept-Encoding": "gzip, deflate",
-    "User-Agent": f"trioherd httpx/{httpx.__version__}",
-}
-
-
-def _describe(exc: httpx.HTTPError) -> str:
-    detail = str(exc)
-    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+        with anyio.move_on_after(self.timeout):
+            async with self.free:
+                return await self.ask(query)
+        return self.endpoint.timed_out()
 
 
 @contextlib.asynccontextmanager

@@ -14,20 +14,20 @@ import asyncio
 import contextlib
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from typing import Any
-from urllib.parse import urlencode
 
 import aiohttp
 import httpx
 
 from trioherd.core.places import (
+    NearbyEndpoint,
     PlacesQuery,
     PlacesSource,
     error_response,
-    metres,
     parse_places_answer,
 )
+from trioherd.httpx_places import HttpxNearby
 from trioherd.offline.cache import LOADING_NOTE, load_index, ready_note
 from trioherd.offline.google import nearby_response
 from trioherd.offline.index import PlaceIndex
@@ -90,106 +90,42 @@ class HttpPlaces:
         self, session: aiohttp.ClientSession, url: str, key: str | None, timeout: float
     ) -> None:
         self._session = session
-        self._url = url
-        self._key = key
+        self._endpoint = NearbyEndpoint(url, key, timeout)
         self._timeout = timeout
-        with_key = "with an API key" if key else "without an API key"
-        self.description = f"Nearby Search over HTTP at {url} ({with_key})"
+        self.description = self._endpoint.description
 
     async def nearby(self, query: PlacesQuery) -> dict[str, Any]:
-        params = {
-            "location": f"{query.latitude!r},{query.longitude!r}",
-            "radius": metres(query.radius_m),
-        }
-        if self._key:
-            params["key"] = self._key
         try:
             async with (
                 asyncio.timeout(self._timeout),
-                self._session.get(self._url, params=params) as response,
+                self._session.get(
+                    self._endpoint.url, params=self._endpoint.params(query)
+                ) as response,
             ):
                 body = await response.read()
         except TimeoutError:
-            return error_response(f"Places request timed out after {self._timeout:g} s")
+            return self._endpoint.timed_out()
         except aiohttp.ClientError as exc:
-            return error_response(self._redact(f"Places request failed: {_describe(exc)}"))
+            return self._endpoint.failed(exc)
         return parse_places_answer(response.status, body)
 
-    def _redact(self, text: str) -> str:
-        return text.replace(self._key, "<key>") if self._key else text
 
-
-class HttpxPlaces:
+class HttpxPlaces(HttpxNearby):
     """Nearby Search with httpx on asyncio: the trio herd's stock-httpx path, mirrored.
 
-    As ``trioherd.places.HttpPlaces``: one-connection transports lent out,
-    the most recently used first, requests sent to the transport directly.
+    The same :class:`~trioherd.httpx_places.HttpxNearby` as
+    ``trioherd.places.HttpPlaces``, with asyncio's semaphore and timeout.
     """
 
-    def __init__(
-        self,
-        transports: Sequence[httpx.AsyncBaseTransport],
-        url: str,
-        key: str | None,
-        timeout: float,
-    ) -> None:
-        self._idle = list(transports)
-        self._free = asyncio.Semaphore(len(self._idle))
-        self._url = str(httpx.URL(url))
-        self._joiner = "&" if "?" in self._url else "?"
-        self._key = key
-        self._timeout = timeout
-        self._extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
-        with_key = "with an API key" if key else "without an API key"
-        self.description = f"Nearby Search over HTTP (httpx) at {url} ({with_key})"
+    semaphore = asyncio.Semaphore
+    via = "httpx"
 
     async def nearby(self, query: PlacesQuery) -> dict[str, Any]:
-        params = {
-            "location": f"{query.latitude!r},{query.longitude!r}",
-            "radius": metres(query.radius_m),
-        }
-        if self._key:
-            params["key"] = self._key
-        request = httpx.Request(
-            "GET",
-            self._url + self._joiner + urlencode(params),
-            headers=_HTTPX_HEADERS,
-            extensions=self._extensions,
-        )
         try:
-            async with asyncio.timeout(self._timeout), self._free:
-                transport = self._idle.pop()
-                try:
-                    response = await transport.handle_async_request(request)
-                    try:
-                        body = await response.aread()
-                    finally:
-                        await response.aclose()
-                finally:
-                    self._idle.append(transport)
+            async with asyncio.timeout(self.timeout), self.free:
+                return await self.ask(query)
         except TimeoutError:
-            return error_response(f"Places request timed out after {self._timeout:g} s")
-        except httpx.HTTPError as exc:
-            detail = str(exc)
-            name = type(exc).__name__
-            message = f"Places request failed: {name}: {detail}" if detail else name
-            return error_response(self._redact(message))
-        return parse_places_answer(response.status_code, body)
-
-    def _redact(self, text: str) -> str:
-        return text.replace(self._key, "<key>") if self._key else text
-
-
-_HTTPX_HEADERS = {
-    "Accept": "*/*",
-    "Accept-Encoding": "gzip, deflate",
-    "User-Agent": f"trioherd httpx/{httpx.__version__}",
-}
-
-
-def _describe(exc: aiohttp.ClientError) -> str:
-    detail = str(exc)
-    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+            return self.endpoint.timed_out()
 
 
 @contextlib.asynccontextmanager

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trioherd.core.places import google_json
+from trioherd.core.places import NearbyEndpoint, PlacesQuery, google_json
 from trioherd.offline.cache import load_index
 from trioherd.offline.nearby import nearby_search
 
@@ -67,3 +67,28 @@ def test_what_json_cannot_hold_is_a_type_error(bad: Any) -> None:
         stdlib(bad)
     with pytest.raises(TypeError):
         google_json(bad)
+
+
+_QUERY = PlacesQuery(b"AT x", 34.068930, -118.445127, 10_000.0, 5)
+
+
+def test_nearby_target_joins_the_endpoint_and_the_parameters() -> None:
+    plain = NearbyEndpoint("http://places.test/nearby", "k&y", 5.0)
+    assert plain.target(_QUERY) == (
+        "http://places.test/nearby?location=34.06893%2C-118.445127&radius=10000&key=k%26y"
+    )
+    # An endpoint that has a query of its own keeps it.
+    with_query = NearbyEndpoint("http://places.test/nearby?lang=en", None, 5.0)
+    assert with_query.target(_QUERY).startswith("http://places.test/nearby?lang=en&location=")
+    assert "key=" not in with_query.target(_QUERY)
+
+
+def test_a_failure_names_the_error_but_never_the_key() -> None:
+    endpoint = NearbyEndpoint("http://places.test/nearby", "sekrit", 2.5)
+    failed = endpoint.failed(ConnectionError("refused for key=sekrit"))
+    assert failed["status"] == "UNKNOWN_ERROR"
+    assert (
+        failed["error_message"] == "Places request failed: ConnectionError: refused for key=<key>"
+    )
+    assert endpoint.failed(TimeoutError())["error_message"] == "Places request failed: TimeoutError"
+    assert endpoint.timed_out()["error_message"] == "Places request timed out after 2.5 s"

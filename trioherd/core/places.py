@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
+from urllib.parse import urlencode
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +189,83 @@ def metres(radius_m: float) -> str:
     """
     text = f"{radius_m:.3f}".rstrip("0").rstrip(".")
     return text if text not in ("", "0") else "0.001"
+
+
+def request_headers(library: str) -> list[tuple[bytes, bytes]]:
+    """The headers of every Nearby Search request but ``Host``, as an HTTP client sends them.
+
+    Args:
+        library: the HTTP library and its version, for the ``User-Agent``
+            (``httpx/0.28.1``).
+    """
+    return [
+        (b"Accept", b"*/*"),
+        (b"Accept-Encoding", b"gzip, deflate"),
+        (b"User-Agent", f"trioherd {library}".encode()),
+    ]
+
+
+class NearbyEndpoint:
+    """What every HTTP Places source says to one Nearby Search endpoint, and of its failures.
+
+    The layers differ in their HTTP library, semaphore and timeout; the
+    request they send and the reply a failed request gets are the same, and
+    are here.
+
+    Args:
+        url: the endpoint, as the layer's HTTP library normalises it.
+        key: the API key sent as ``key=``; it appears nowhere else, and is
+            cut out of the text of a failure.
+        timeout: the bound on one request, in seconds, for the reply that
+            says it ran out.
+        via: the HTTP library, named in the description where the layer
+            offers more than one.
+    """
+
+    def __init__(self, url: str, key: str | None, timeout: float, via: str = "") -> None:
+        self.url = url
+        self._joiner = "&" if "?" in url else "?"
+        self._key = key
+        self._timeout = timeout
+        with_key = "with an API key" if key else "without an API key"
+        library = f" ({via})" if via else ""
+        self.description = f"Nearby Search over HTTP{library} at {url} ({with_key})"
+
+    def params(self, query: PlacesQuery) -> dict[str, str]:
+        """The query parameters that ask for ``query``'s places."""
+        params = {
+            "location": f"{query.latitude!r},{query.longitude!r}",
+            "radius": metres(query.radius_m),
+        }
+        if self._key:
+            params["key"] = self._key
+        return params
+
+    def target(self, query: PlacesQuery) -> str:
+        """The URL that asks for ``query``'s places: the endpoint and :meth:`params`."""
+        return self.url + self._joiner + urlencode(self.params(query))
+
+    def failed(self, exc: BaseException) -> dict[str, Any]:
+        """The response for a request that failed with the HTTP library's ``exc``.
+
+        The class name says what failed (``ConnectError``, ``ReadError``...);
+        the message, where there is one, says why. Neither names the
+        request's URL, and the key is cut out in case a message quotes it.
+        """
+        detail = str(exc)
+        name = type(exc).__name__
+        message = (
+            f"Places request failed: {name}: {detail}"
+            if detail
+            else f"Places request failed: {name}"
+        )
+        if self._key:
+            message = message.replace(self._key, "<key>")
+        return error_response(message)
+
+    def timed_out(self) -> dict[str, Any]:
+        """The response for a request that ran out of time."""
+        return error_response(f"Places request timed out after {self._timeout:g} s")
 
 
 def parse_places_answer(status_code: int, body: bytes) -> dict[str, Any]:
