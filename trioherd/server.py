@@ -14,7 +14,6 @@ of an answer get a grace period to finish it.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 import socket
@@ -25,12 +24,13 @@ import trio
 
 from trioherd.core.connection import Connection, Exchange
 from trioherd.core.framing import DEFAULT_MAX_LINE
-from trioherd.core.limits import DEFAULT_LIMITS, SEND_BUFFER, Admission, Limits
-from trioherd.core.places import PlacesQuery, PlacesSource
+from trioherd.core.limits import DEFAULT_LIMITS, SEND_BUFFER, Limits
+from trioherd.core.places import PlacesSource
 from trioherd.core.state import ServerState
 from trioherd.logs import LineLog
 from trioherd.peers import PeerLink
-from trioherd.serving import begin_exchange, finish_exchange, places_problem
+from trioherd.server_base import ServerBase
+from trioherd.serving import begin_exchange, finish_exchange
 from trioherd.stream import (
     LEAN_STREAMS,
     RECEIVE_SIZE,
@@ -44,7 +44,7 @@ from trioherd.stream import (
 SHUTDOWN_GRACE = 1.0
 
 
-class HerdServer:
+class HerdServer(ServerBase[PeerLink]):
     """A herd server: the state, the connections and the peer links.
 
     Args:
@@ -72,23 +72,23 @@ class HerdServer:
         limits: Limits = DEFAULT_LIMITS,
         secret: bytes | None = None,
     ) -> None:
-        self.name = name
+        def new_link(state: ServerState, peer: str, address: tuple[str, int]) -> PeerLink:
+            return PeerLink(state, peer, address, log, lines, streams=streams)
+
+        super().__init__(
+            name,
+            peers,
+            places,
+            log,
+            lines,
+            new_link,
+            max_line=max_line,
+            limits=limits,
+            secret=secret,
+        )
         self.streams = streams
-        self.state = ServerState(name, peers, limits=limits, secret=secret)
-        self.admission = Admission(limits)
-        self.places = places
-        self.log = log
-        self.lines = lines
-        self.max_line = max_line
-        self.links = {
-            peer: PeerLink(self.state, peer, address, log, lines, streams=streams)
-            for peer, address in peers.items()
-        }
-        self._connection_ids = itertools.count(1)
         self._stop = trio.Event()
         self._idle_reads: set[trio.CancelScope] = set()
-        self._warned_cannot_accept = -math.inf
-        self._warned_refused = -math.inf
 
     def stop(self) -> None:
         """Begin a graceful shutdown; :meth:`run` returns when it is done."""
@@ -140,28 +140,10 @@ class HerdServer:
                     # Closed at once, and accepting goes on: a cap must
                     # never stall the listener for everyone else.
                     sock.close()
-                    self._refuse(address, refused)
-
-    def _refuse(self, address: tuple[str, int], reason: str) -> None:
-        now = trio.current_time()
-        if now - self._warned_refused >= 1.0:
-            self._warned_refused = now
-            self.log.warning(
-                "refused a connection from %s:%d: %s (%d refused so far)",
-                *address,
-                reason,
-                self.admission.refused,
-            )
-
-    def _cannot_accept(self, exc: OSError) -> None:
-        # Retried every 0.1 s while it lasts: said once a second at most.
-        now = trio.current_time()
-        if now - self._warned_cannot_accept >= 1.0:
-            self._warned_cannot_accept = now
-            self.log.warning("cannot accept: %s; accepting again in a moment", exc.strerror)
+                    self._refuse(f"{address[0]}:{address[1]}", refused)
 
     async def _serve_connection(self, sock: socket.socket, address: tuple[str, int]) -> None:
-        conn = f"conn {next(self._connection_ids)} {address[0]}:{address[1]}"
+        conn = self._connection_name(f"{address[0]}:{address[1]}")
         self.state.counters.connections_opened += 1
         self.log.info("%s: accepted", conn)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
@@ -239,6 +221,3 @@ class HerdServer:
         async with trio.open_nursery() as nursery:
             for slot, query in exchange.queries:
                 nursery.start_soon(self._ask_one, exchange, slot, query)
-
-    async def _ask_one(self, exchange: Exchange, slot: int, query: PlacesQuery) -> None:
-        places_problem(self.log, exchange.answer(slot, await self.places.nearby(query)))

@@ -15,9 +15,7 @@ as trio's lean ``accept_batch`` does, short of dropping to raw sockets.
 
 from __future__ import annotations
 
-import itertools
 import logging
-import math
 import socket
 import time
 from collections.abc import Mapping, Sequence
@@ -29,17 +27,21 @@ from bench.anyio_herd.peers import PeerLink
 from bench.anyio_herd.stream import accept, cause, close, receive
 from trioherd.core.connection import Connection, Exchange
 from trioherd.core.framing import DEFAULT_MAX_LINE
-from trioherd.core.places import PlacesQuery, PlacesSource
+from trioherd.core.places import PlacesSource
 from trioherd.core.state import ServerState
 from trioherd.logs import LineLog
-from trioherd.serving import begin_exchange, finish_exchange, places_problem
+from trioherd.server_base import ServerBase
+from trioherd.serving import begin_exchange, finish_exchange
 
 #: How long an answer already being worked on may take after shutdown begins.
 SHUTDOWN_GRACE = 1.0
 
 
-class HerdServer:
+class HerdServer(ServerBase[PeerLink]):
     """A herd server: the state, the connections and the peer links.
+
+    The limits and the herd secret are the defaults: this layer takes no
+    options for them (and does not yet enforce issue 12's limits).
 
     Args:
         name: the server's name.
@@ -60,19 +62,12 @@ class HerdServer:
         *,
         max_line: int = DEFAULT_MAX_LINE,
     ) -> None:
-        self.name = name
-        self.state = ServerState(name, peers)
-        self.places = places
-        self.log = log
-        self.lines = lines
-        self.max_line = max_line
-        self.links = {
-            peer: PeerLink(self.state, peer, address, log, lines) for peer, address in peers.items()
-        }
-        self._connection_ids = itertools.count(1)
+        def new_link(state: ServerState, peer: str, address: tuple[str, int]) -> PeerLink:
+            return PeerLink(state, peer, address, log, lines)
+
+        super().__init__(name, peers, places, log, lines, new_link, max_line=max_line)
         self._stop = anyio.Event()
         self._idle_reads: set[anyio.CancelScope] = set()
-        self._warned_cannot_accept = -math.inf
 
     def stop(self) -> None:
         """Begin a graceful shutdown; :meth:`run` returns when it is done."""
@@ -116,15 +111,8 @@ class HerdServer:
             stream = await accept(listener, self._cannot_accept)
             connections.start_soon(self._serve_connection, stream)
 
-    def _cannot_accept(self, exc: OSError) -> None:
-        # Retried every 0.1 s while it lasts: said once a second at most.
-        now = anyio.current_time()
-        if now - self._warned_cannot_accept >= 1.0:
-            self._warned_cannot_accept = now
-            self.log.warning("cannot accept: %s; accepting again in a moment", exc.strerror)
-
     async def _serve_connection(self, stream: SocketStream) -> None:
-        conn = f"conn {next(self._connection_ids)} {_address(stream)}"
+        conn = self._connection_name(_address(stream))
         self.log.info("%s: accepted", conn)
         try:
             try:
@@ -176,9 +164,6 @@ class HerdServer:
         async with anyio.create_task_group() as group:
             for slot, query in exchange.queries:
                 group.start_soon(self._ask_one, exchange, slot, query)
-
-    async def _ask_one(self, exchange: Exchange, slot: int, query: PlacesQuery) -> None:
-        places_problem(self.log, exchange.answer(slot, await self.places.nearby(query)))
 
 
 def _address(stream: SocketStream) -> str:

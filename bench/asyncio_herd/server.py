@@ -10,9 +10,7 @@ grace period, and cancel the rest when the server is cancelled.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-import math
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -21,11 +19,12 @@ from bench.asyncio_herd.peers import PeerLink
 from bench.asyncio_herd.stream import RECEIVE_SIZE, send_all
 from trioherd.core.connection import Connection, Exchange
 from trioherd.core.framing import DEFAULT_MAX_LINE
-from trioherd.core.limits import DEFAULT_LIMITS, SEND_BUFFER, Admission, Limits
-from trioherd.core.places import PlacesQuery, PlacesSource
+from trioherd.core.limits import DEFAULT_LIMITS, SEND_BUFFER, Limits
+from trioherd.core.places import PlacesSource
 from trioherd.core.state import ServerState
 from trioherd.logs import LineLog
-from trioherd.serving import LISTEN_BACKLOG, begin_exchange, finish_exchange, places_problem
+from trioherd.server_base import ServerBase
+from trioherd.serving import LISTEN_BACKLOG, begin_exchange, finish_exchange
 
 SHUTDOWN_GRACE = 1.0
 #: How long a closed connection may take to flush its last replies before
@@ -33,7 +32,7 @@ SHUTDOWN_GRACE = 1.0
 CLOSE_TIMEOUT = 5.0
 
 
-class HerdServer:
+class HerdServer(ServerBase[PeerLink]):
     """A herd server: the state, the connections and the peer links.
 
     Args:
@@ -59,18 +58,20 @@ class HerdServer:
         limits: Limits = DEFAULT_LIMITS,
         secret: bytes | None = None,
     ) -> None:
-        self.name = name
-        self.state = ServerState(name, peers, limits=limits, secret=secret)
-        self.admission = Admission(limits)
-        self._warned_refused = -math.inf
-        self.places = places
-        self.log = log
-        self.lines = lines
-        self.max_line = max_line
-        self.links = {
-            peer: PeerLink(self.state, peer, address, log, lines) for peer, address in peers.items()
-        }
-        self._connection_ids = itertools.count(1)
+        def new_link(state: ServerState, peer: str, address: tuple[str, int]) -> PeerLink:
+            return PeerLink(state, peer, address, log, lines)
+
+        super().__init__(
+            name,
+            peers,
+            places,
+            log,
+            lines,
+            new_link,
+            max_line=max_line,
+            limits=limits,
+            secret=secret,
+        )
         self._stop = asyncio.Event()
         # What a nursery would track for us: every connection task, and
         # which of them are waiting for a client that may never speak.
@@ -139,7 +140,7 @@ class HerdServer:
             return
         self._connections.add(task)
         self.state.counters.connections_opened += 1
-        conn = f"conn {next(self._connection_ids)} {_address(writer)}"
+        conn = self._connection_name(_address(writer))
         self.log.info("%s: accepted", conn)
         sock = writer.get_extra_info("socket")
         if sock is not None:
@@ -170,17 +171,6 @@ class HerdServer:
         except BaseException:
             writer.transport.abort()
             raise
-
-    def _refuse(self, address: str, reason: str) -> None:
-        now = time.monotonic()
-        if now - self._warned_refused >= 1.0:
-            self._warned_refused = now
-            self.log.warning(
-                "refused a connection from %s: %s (%d refused so far)",
-                address,
-                reason,
-                self.admission.refused,
-            )
 
     async def _converse(
         self,
@@ -238,9 +228,6 @@ class HerdServer:
         async with asyncio.TaskGroup() as group:
             for slot, query in exchange.queries:
                 group.create_task(self._ask_one(exchange, slot, query))
-
-    async def _ask_one(self, exchange: Exchange, slot: int, query: PlacesQuery) -> None:
-        places_problem(self.log, exchange.answer(slot, await self.places.nearby(query)))
 
 
 def _host(writer: asyncio.StreamWriter) -> str:
