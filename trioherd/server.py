@@ -166,34 +166,45 @@ class HerdServer(ServerBase[PeerLink]):
         connection = Connection(self.state, self.max_line, opened_ns=time.time_ns())
         # Shutdown cancels this scope only while it is in _idle_reads, that
         # is while the task waits for a read, never in the middle of an
-        # answer; the scope's deadline, set only around a read, is the
-        # idle timeout or the deadline to finish a line. One scope for the
+        # answer. Its deadline is the idle timeout or the deadline to finish
+        # a line, moved only when the core's deadline moves (a line started
+        # or completed), not at every read: most reads of a slow line leave
+        # it be. It is lifted while answering, and answers come only from
+        # completed lines, which move the deadline anyway. One scope for the
         # connection's life, not one per read: entering a trio cancel scope
         # costs about as much as a schedule point.
-        why = ""
+        armed: tuple[int, str, float] | None = None
         with trio.CancelScope() as idle:
             while not self._stop.is_set():
-                timeout = connection.read_timeout(time.time_ns())
-                if timeout is not None:
-                    idle.deadline = trio.current_time() + timeout[0]
-                    why = timeout[1]
+                deadline = connection.read_deadline()
+                if deadline != armed:
+                    armed = deadline
+                    idle.deadline = (
+                        math.inf
+                        if deadline is None
+                        else trio.current_time() + (deadline[0] - time.time_ns()) / 1e9
+                    )
                 self._idle_reads.add(idle)
                 try:
                     data = await stream.receive_some(RECEIVE_SIZE)
                 finally:
                     self._idle_reads.discard(idle)
-                    idle.deadline = math.inf
                 if idle.cancel_called:
-                    # Shutdown came as the read completed: what it brought
-                    # arrived too late, as if a moment later.
+                    # Shutdown (or the deadline) came as the read completed:
+                    # what it brought arrived too late, as if a moment later.
                     break
                 connection.receive(data, time.time_ns())
-                while (exchange := connection.next_exchange()) is not None:
-                    await self._answer(stream, conn, exchange)
+                exchange = connection.next_exchange()
+                if exchange is not None:
+                    idle.deadline = math.inf
+                    armed = None
+                    while exchange is not None:
+                        await self._answer(stream, conn, exchange)
+                        exchange = connection.next_exchange()
                 if connection.finished:
                     break
-        if idle.cancel_called and not self._stop.is_set():
-            self.log.info("%s: %s, closing", conn, why)
+        if idle.cancel_called and not self._stop.is_set() and armed is not None:
+            self.log.info("%s: %s for %g s, closing", conn, armed[1], armed[2])
         if connection.peer is not None:
             self.log.info("%s: link from %s closed", conn, connection.peer)
         else:

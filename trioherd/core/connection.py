@@ -21,7 +21,7 @@ server one exchange's replies and a socket buffer, not one reply per
 request, and its requests are still answered in order.
 
 The connection also decides how long the layer may wait for its next read
-(:meth:`Connection.read_timeout`: the idle timeout, or the deadline for a
+(:meth:`Connection.read_deadline`: the idle timeout, or the deadline for a
 line already started), and, with a herd secret, runs the responder's side of
 the peer handshake (:mod:`trioherd.core.auth`): a ``PEER`` line is answered
 with a challenge, and the connection becomes the neighbour's link only once
@@ -160,13 +160,16 @@ class Connection:
         """Nothing more will be read: EOF, an over-long line or a failed proof; all answered."""
         return (self._eof or self._too_long is not None or self._refused) and not self._lines
 
-    def read_timeout(self, now_ns: int) -> tuple[float, str] | None:
-        """How long the layer may wait for the next read, and what it waits for.
+    def read_deadline(self) -> tuple[int, str, float] | None:
+        """When the layer stops waiting for reads, what for, and that timeout in seconds.
 
-        ``None`` for a neighbour's link, which is quiet whenever the herd
-        is; otherwise the time left of the deadline for finishing a line
-        already started, or of the idle timeout. Past it, the layer closes
-        the connection and logs the reason.
+        The deadline is in POSIX nanoseconds: the start of a line already
+        begun plus the line timeout, or else the last read plus the idle
+        timeout. ``None`` for a neighbour's link, which is quiet whenever
+        the herd is, or when the timeout is off. It moves only when a line
+        starts or completes (a read that carries on an unfinished line
+        leaves it be), so a layer need reset its timer only when the value
+        differs from the last.
         """
         if self.peer is not None:
             return None
@@ -177,8 +180,19 @@ class Connection:
             timeout, since, what = limits.idle_timeout, self._received_ns, "idle"
         if not 0 < timeout < float("inf"):
             return None
-        left = timeout - (now_ns - since) / 1e9
-        return max(left, 0.0), f"{what} for {timeout:g} s"
+        return since + int(timeout * 1e9), what, timeout
+
+    def read_timeout(self, now_ns: int) -> tuple[float, str] | None:
+        """How long the layer may wait for the next read from ``now_ns``, and what it waits for.
+
+        :meth:`read_deadline` as the time left and the reason to log. Past
+        it, the layer closes the connection and logs the reason.
+        """
+        deadline = self.read_deadline()
+        if deadline is None:
+            return None
+        at_ns, what, timeout = deadline
+        return max((at_ns - now_ns) / 1e9, 0.0), f"{what} for {timeout:g} s"
 
     def receive(self, data: bytes, received_ns: int) -> None:
         """What one read brought: bytes, or ``b""`` at EOF.
