@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 
 from bench.procs import Herd
-from trioherd.core.config import CS131_HERD
 
 from processes import CLI_IMPLEMENTATIONS, IMPLEMENTATIONS, make_herd
 
@@ -35,9 +35,22 @@ async def processes(implementation: str, tmp_path: Path) -> AsyncIterator[Herd]:
         await herd.stop()
 
 
-@pytest.fixture
-async def herd(processes: Herd) -> Herd:
-    """The five-server CS 131 herd, each server its own process."""
-    for name in CS131_HERD.names:
-        await processes.start(name)
-    return processes
+@pytest.fixture(scope="module", params=IMPLEMENTATIONS)
+def herd(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Herd]:
+    """The five-server CS 131 herd, each server its own process, shared by a module's tests.
+
+    Started once per implementation and module, not once per test: the
+    tests that take it only talk to it, each about clients of its own, and
+    none stops or kills a server (those take :func:`processes`). The herd
+    is plain child processes, so a synchronous fixture starts and stops it,
+    each in a short event loop of its own (pytest-trio's fixtures are
+    function-scoped).
+    """
+    herd = make_herd(str(request.param), tmp_path_factory.mktemp("herd"))
+    try:
+        anyio.run(herd.start_all, backend="trio")
+        yield herd
+    finally:
+        anyio.run(herd.stop, backend="trio")

@@ -21,6 +21,7 @@ from bench.procs import Herd
 from trioherd.core.link import LinkProtocol
 from trioherd.core.state import ServerState
 
+from processes import PER_LOOP
 from support import WAIT, eventually, talk, whatsat_line
 
 UCLA = b"+34.068930-118.445127"
@@ -39,6 +40,17 @@ def rss_bytes(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise AssertionError("no VmRSS")
+
+
+@pytest.fixture(params=[*PER_LOOP, "bench.asyncio_herd.protocol"])
+def implementation(request: pytest.FixtureRequest) -> str:
+    """One implementation per event loop, and the asyncio herd on protocols.
+
+    The protocol variant keeps its own backpressure, timers and refusals
+    (bench/asyncio_herd/protocol.py), so it is attacked too; the anyio herd
+    has no limits yet (see :func:`_needs_hardening`).
+    """
+    return str(request.param)
 
 
 def _needs_hardening(herd: Herd) -> None:

@@ -236,7 +236,7 @@ def test_no_server_named_is_a_one_line_error(cli_implementation: str) -> None:
     assert result.stderr.count("\n") == 1
 
 
-def test_port_in_use_is_a_one_line_error(implementation: str, tmp_path: Path) -> None:
+def test_port_in_use_is_a_one_line_error(cli_implementation: str, tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -244,7 +244,7 @@ def test_port_in_use_is_a_one_line_error(implementation: str, tmp_path: Path) ->
         config = tmp_path / "taken.toml"
         config.write_text(f"[servers.Hill]\nport = {port}\n")
         result = run_cli(
-            *command(implementation),
+            *command(cli_implementation),
             "Hill",
             "--config",
             str(config),

@@ -12,7 +12,15 @@ import trio
 
 from bench.procs import Herd
 
+from processes import PER_LOOP
 from support import WAIT, eventually
+
+
+@pytest.fixture(params=PER_LOOP)
+def implementation(request: pytest.FixtureRequest) -> str:
+    """Log files are the same code on every implementation of an event loop: one each."""
+    return str(request.param)
+
 
 #: What starts every record: a UTC timestamp to the millisecond and a level.
 RECORD = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (DEBUG|INFO|NOTICE|WARNING|ERROR) ")
