@@ -13,9 +13,9 @@ Places source alone can do, to compare with the herds' rates.
 
 It prints, per case, throughput, p99 and Hill's CPU per WHATSAT for every
 round, with the ratios to the first implementation named, and writes them to
-a JSON file. With ``--py-spy DIR`` it also records a py-spy profile of Hill
-(speedscope format, one file per implementation and concurrency) during the
-first round's measured window.
+a JSON file. To profile Hill under WHATSATs: ``python -m bench.profile
+--workload whatsat`` (this command's ``--py-spy`` made the speedscope files
+in bench/results/profiles/ before it moved there).
 
     python -m bench.whatsat_probe --impls trio,asyncio --clients 50,200,500 \\
         --rounds 3 --out bench/results/http/whatsat_rounds.json
@@ -27,9 +27,7 @@ import argparse
 import asyncio
 import contextlib
 import json
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -40,32 +38,6 @@ from bench import settings as bench_settings
 from bench.impls import IMPLEMENTATIONS
 from bench.procs import bench_herd, places_url, start_places_server
 from bench.workloads import Env, places_alone, whatsat
-
-
-async def _profile(pid: int, seconds: float, path: Path) -> asyncio.subprocess.Process:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return await asyncio.create_subprocess_exec(
-        "py-spy", "record", "--pid", str(pid), "--duration", f"{seconds:g}",
-        "--rate", "250", "--format", "speedscope", "--output", str(path), "--nonblocking",
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-
-
-def _shorten_paths(path: Path) -> None:
-    """Make a profile's file names machine-independent: ``site-packages/httpx/...``,
-    ``trioherd/...``, ``lib/python3.11/...``."""
-    document = json.loads(path.read_text())
-    root = str(Path(__file__).resolve().parent.parent) + "/"
-    for frame in document["shared"]["frames"]:
-        name = frame.get("file", "")
-        if "site-packages/" in name:
-            name = "site-packages/" + name.split("site-packages/", 1)[1]
-        elif name.startswith(root):
-            name = name[len(root) :]
-        elif "/lib/python3" in name:
-            name = "lib/python3" + name.split("/lib/python3", 1)[1]
-        frame["file"] = name
-    path.write_text(json.dumps(document))
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -109,18 +81,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     for impl in impls[shift:] + impls[:shift]:
                         herd = herds[impl.name]
                         env = Env(settings, workdir, "warning", impl, herd, None, places, port)
-                        spy = None
-                        if args.py_spy is not None and round_ == 0:
-                            path = args.py_spy / f"hill-{impl.name}-c{clients}.speedscope.json"
-                            spy = await _profile(
-                                herd.pids()["Hill"],
-                                settings.whatsat_warmup_s + settings.duration_s,
-                                path,
-                            )
                         outcome = await whatsat(env, {"clients": clients})
-                        if spy is not None:
-                            await spy.wait()
-                            _shorten_paths(path)
                         figures = outcome.figures
                         hill_cpu = outcome.cpu.get("Hill", 0.0)
                         per_request_us = (
@@ -139,15 +100,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                             "hill_cpu_percent": hill_cpu,
                             "places_cpu_percent": outcome.cpu.get("places", 0.0),
                             "hill_cpu_us_per_whatsat": round(per_request_us),
-                            "profiled": spy is not None,
                         }
                         runs.append(row)
                         print(
                             f"round {round_} {impl.name:>18} C={clients:<4} "
                             f"{row['throughput']:8,.0f} req/s  p99 {row['p99_ms']:7.1f} ms  "
                             f"Hill {hill_cpu:5.1f}% = {per_request_us:5.0f} us/WHATSAT  "
-                            f"Places {row['places_cpu_percent']:5.1f}%"
-                            + ("  (profiled)" if spy else ""),
+                            f"Places {row['places_cpu_percent']:5.1f}%",
                             file=sys.stderr,
                             flush=True,
                         )
@@ -244,7 +203,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--direct", action="store_true", help="also ask the Places server directly at each C"
     )
-    parser.add_argument("--py-spy", type=Path, metavar="DIR", help="profile Hill in round 0")
     parser.add_argument("--out", type=Path, help="the JSON file to write")
     parser.add_argument("--show", type=Path, metavar="FILE", help="print FILE as a table")
     args = parser.parse_args(argv)
@@ -258,8 +216,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = [name for name in args.impls if name not in IMPLEMENTATIONS]
     if unknown:
         parser.error(f"unknown implementations: {', '.join(unknown)}")
-    if args.py_spy is not None and shutil.which("py-spy") is None:
-        parser.error("py-spy is not installed")
     document = asyncio.run(run(args))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(document, indent=1) + "\n")
