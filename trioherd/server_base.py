@@ -14,7 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
-from typing import Generic, TypeVar
+from typing import Generic
 
 from trioherd.core.connection import Exchange
 from trioherd.core.framing import DEFAULT_MAX_LINE
@@ -22,9 +22,7 @@ from trioherd.core.limits import DEFAULT_LIMITS, Admission, Limits
 from trioherd.core.places import PlacesQuery, PlacesSource
 from trioherd.core.state import ServerState
 from trioherd.logs import LineLog
-from trioherd.serving import Link, places_problem
-
-LinkT = TypeVar("LinkT", bound=Link)
+from trioherd.serving import LinkT, places_problem
 
 #: A layer's outbound link to one neighbour, given the state, its name and address.
 NewLink = Callable[[ServerState, str, tuple[str, int]], LinkT]
