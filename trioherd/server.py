@@ -47,16 +47,9 @@ SHUTDOWN_GRACE = 1.0
 class HerdServer(ServerBase[PeerLink]):
     """A herd server: the state, the connections and the peer links.
 
-    Args:
-        name: the server's name.
-        peers: its neighbours' addresses, ``{name: (host, port)}``.
-        places: where WHATSAT gets places.
-        log: the server's logger.
-        lines: where every line in and out is logged.
-        max_line: the longest line accepted from a connection.
-        streams: where connections' and links' streams come from.
-        limits: bounds on what clients may cost the server.
-        secret: the herd secret peer links must prove they know, if any.
+    The arguments are :class:`~trioherd.server_base.ServerBase`'s (it makes
+    the links), and ``streams``: where connections' and links' streams come
+    from.
     """
 
     def __init__(

