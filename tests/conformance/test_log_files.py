@@ -106,9 +106,12 @@ async def test_sighup_reopens_a_moved_log(processes: Herd) -> None:
     moved = processes.log_dir / "Hill.log.moved"
 
     async def started() -> bool:
-        return log.exists() and b"NOTICE Hill listening on" in log.read_bytes()
+        # The offline index loads beside the listener and says so when it
+        # is ready: wait for that too, or its note may land in the new log.
+        text = log.read_bytes() if log.exists() else b""
+        return b"NOTICE Hill listening on" in text and b"NOTICE offline places index " in text
 
-    await eventually(started, "the start line")
+    await eventually(started, "the start line and the index's note")
     log.rename(moved)
     processes.servers["Hill"].signal(signal.SIGHUP)
 
