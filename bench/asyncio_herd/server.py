@@ -16,10 +16,12 @@ import math
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from bench.asyncio_herd.peers import PeerLink
 from bench.asyncio_herd.stream import RECEIVE_SIZE, send_all
-from trioherd.core.connection import Connection, Exchange
+from bench.asyncio_herd.turns import cpu_turn
+from trioherd.core.connection import HEAVY_READ, Connection, Exchange
 from trioherd.core.framing import DEFAULT_MAX_LINE
 from trioherd.core.limits import DEFAULT_LIMITS, SEND_BUFFER, Admission, Limits
 from trioherd.core.places import PlacesQuery, PlacesSource
@@ -209,7 +211,11 @@ class HerdServer:
                 break
             finally:
                 self._idle_reads.discard(task)
-            connection.receive(data, time.time_ns())
+            if len(data) > HEAVY_READ:
+                async with cpu_turn():
+                    connection.receive(data, time.time_ns())
+            else:
+                connection.receive(data, time.time_ns())
             while (exchange := connection.next_exchange()) is not None:
                 await self._answer(writer, conn, exchange)
             if connection.finished:
@@ -230,7 +236,12 @@ class HerdServer:
             await send_all(writer, finish_exchange(self.lines, conn, exchange))
 
     async def _ask_places(self, exchange: Exchange) -> None:
-        """Ask Places for all of the exchange's WHATSATs at once, as trio does."""
+        """Answer the exchange's WHATSATs, each in a turn at the CPU, as trio does."""
+        if self.places.computed_here:
+            for slot, query in exchange.queries:
+                async with cpu_turn():
+                    self._answer_one(exchange, slot, await self.places.nearby(query))
+            return
         if len(exchange.queries) == 1:
             # One WHATSAT is asked in this task, as trio does.
             await self._ask_one(exchange, *exchange.queries[0])
@@ -240,7 +251,12 @@ class HerdServer:
                 group.create_task(self._ask_one(exchange, slot, query))
 
     async def _ask_one(self, exchange: Exchange, slot: int, query: PlacesQuery) -> None:
-        places_problem(self.log, exchange.answer(slot, await self.places.nearby(query)))
+        response = await self.places.nearby(query)
+        async with cpu_turn():
+            self._answer_one(exchange, slot, response)
+
+    def _answer_one(self, exchange: Exchange, slot: int, response: dict[str, Any]) -> None:
+        places_problem(self.log, exchange.answer(slot, response))
 
 
 def _host(writer: asyncio.StreamWriter) -> str:
