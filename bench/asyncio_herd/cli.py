@@ -96,6 +96,7 @@ async def serve(
                 server_class=server_class,
                 limits=options.limits,
                 secret=options.herd_secret,
+                tls=options.tls.contexts(),
                 started=started,
             )
         finally:

@@ -26,6 +26,7 @@ from trioherd.core.framing import DEFAULT_MAX_LINE
 from trioherd.core.limits import DEFAULT_LIMITS, SEND_BUFFER, Admission, Limits
 from trioherd.core.places import PlacesQuery, PlacesSource
 from trioherd.core.state import ServerState
+from trioherd.core.tls import PLAIN, TlsContexts
 from trioherd.logs import LineLog
 from trioherd.serving import LISTEN_BACKLOG, begin_exchange, finish_exchange, places_problem
 
@@ -47,6 +48,7 @@ class HerdServer:
         max_line: the longest line accepted from a connection.
         limits: bounds on what clients may cost the server.
         secret: the herd secret peer links must prove they know, if any.
+        tls: TLS for accepted connections and for our links (core/tls.py).
     """
 
     def __init__(
@@ -60,6 +62,7 @@ class HerdServer:
         max_line: int = DEFAULT_MAX_LINE,
         limits: Limits = DEFAULT_LIMITS,
         secret: bytes | None = None,
+        tls: TlsContexts = PLAIN,
     ) -> None:
         self.name = name
         self.state = ServerState(name, peers, limits=limits, secret=secret)
@@ -70,8 +73,10 @@ class HerdServer:
         self.lines = lines
         self.max_line = max_line
         self.links = {
-            peer: PeerLink(self.state, peer, address, log, lines) for peer, address in peers.items()
+            peer: PeerLink(self.state, peer, address, log, lines, ssl=tls.links)
+            for peer, address in peers.items()
         }
+        self.tls = tls
         self._connection_ids = itertools.count(1)
         self._stop = asyncio.Event()
         # What a nursery would track for us: every connection task, and
@@ -112,7 +117,9 @@ class HerdServer:
 
     async def _listen(self, sock: socket.socket) -> asyncio.Server:
         # start_server listens again, with a backlog of 100 unless told.
-        return await asyncio.start_server(self._serve_connection, sock=sock, backlog=LISTEN_BACKLOG)
+        return await asyncio.start_server(
+            self._serve_connection, sock=sock, backlog=LISTEN_BACKLOG, ssl=self.tls.server
+        )
 
     async def _close_connections(self, grace: float) -> None:
         """Close idle connections now; give busy ones ``grace`` seconds."""

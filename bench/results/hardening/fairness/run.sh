@@ -13,11 +13,14 @@ here=bench/results/hardening/fairness
 before=$(mktemp -d)
 trap 'rm -rf "$before"' EXIT
 git archive da612f8 | tar -x -C "$before"
+root=$PWD
 impls="trioherd bench.asyncio_herd bench.asyncio_herd.protocol"
+# The servers run with `python -m` from the probe's working directory,
+# which is where their code comes from.
 for n in $(seq "$rounds"); do
-    PYTHONPATH=$before python bench/attack_probe.py --rounds 1 --impls $impls \
-        --out "$here/before-$n.json" >/dev/null
-    PYTHONPATH=$PWD python bench/attack_probe.py --rounds 1 --impls $impls \
+    (cd "$before" && PYTHONPATH=$before python "$root/bench/attack_probe.py" --rounds 1 \
+        --impls $impls --out "$root/$here/before-$n.json" >/dev/null)
+    PYTHONPATH=$root python bench/attack_probe.py --rounds 1 --impls $impls \
         --out "$here/after-$n.json" >/dev/null
 done
 python "$here/summary.py"
