@@ -39,7 +39,7 @@ async def serve(options: Options, logs: HerdLogs, streams: StreamFactory = LEAN_
             board = None
             if options.metrics is not None:
                 places = metered = MeteredPlaces(places)
-                board = MetricsBoard("trio", metered)
+                board = MetricsBoard("trio", metered, logs.dropped_records)
                 host, port = options.metrics
                 port = await nursery.start(serve_metrics, board, host, port)
                 print(f"Metrics on http://{host}:{port}/metrics", file=sys.stderr, flush=True)
