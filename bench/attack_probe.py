@@ -9,6 +9,8 @@ send 64 KiB of ``WHATSAT w 50 20`` and read nothing. It records:
 * ``during_s``: how long a fresh client's IAMAT takes just after the
   attackers have sent (the server is still working through their bounded
   share of WHATSATs);
+* ``during_cpu_s``: the server's CPU time from the attack to that reply,
+  which a loaded machine does not stretch as it does ``during_s``;
 * ``after_s``: the slowest of five fresh IAMATs once the server uses no CPU;
 * ``burst_cpu_s``: the server's CPU time from the attack to rest;
 * ``rss_growth_mb``: resident memory at rest less before the attack;
@@ -110,6 +112,7 @@ async def _round(module: str, attackers: int, workdir: Path) -> dict[str, float]
             started = time.monotonic()
             await _talk(hill, _iamat(b"during"))
             during = time.monotonic() - started
+            cpu_during = _stat(process.pid)[0]
             await _at_rest(process.pid)
             cpu_after, rss_after = _stat(process.pid)
             after = []
@@ -126,6 +129,7 @@ async def _round(module: str, attackers: int, workdir: Path) -> dict[str, float]
                 sock.close()
         return {
             "during_s": during,
+            "during_cpu_s": (cpu_during - cpu_before) / TICKS,
             "after_s": max(after),
             "burst_cpu_s": (cpu_after - cpu_before) / TICKS,
             "rss_growth_mb": (rss_after - rss_before) / 2**20,

@@ -12,6 +12,7 @@ import urllib.request
 from functools import partial
 from pathlib import Path
 
+import pytest
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -200,6 +201,55 @@ def test_the_asyncio_herd_serves_the_same(tmp_path: Path) -> None:
             "links_up": 1,
             "links_total": 1,
         }
+    finally:
+        server.terminate()
+        assert server.wait(WAIT) == 0
+
+
+@pytest.mark.parametrize("module", ["trioherd", "bench.asyncio_herd"])
+def test_log_lines_the_disk_refused_are_counted_at_the_endpoint(
+    tmp_path: Path, module: str
+) -> None:
+    config = tmp_path / "herd.toml"
+    config.write_text("[servers.Solo]\nport = 0\n")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    # Every write to this log fails (ENOSPC), as on a full disk.
+    (logs / "Solo.log").symlink_to("/dev/full")
+    server = subprocess.Popen(
+        [
+            *(sys.executable, "-m", module, "Solo", "--config", str(config)),
+            *("--log-dir", str(logs), "--metrics-port", "0"),
+        ],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stderr is not None
+        addresses: dict[str, str] = {}
+        while len(addresses) < 2:
+            line = server.stderr.readline()
+            assert line, f"{module} exited"
+            if line.startswith("Metrics on "):
+                addresses["metrics"] = line.split()[-1]
+            elif " listening on " in line:
+                addresses["Solo"] = line.split()[3].rstrip(",")
+        host, port = addresses["Solo"].rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=WAIT) as client:
+            client.sendall(b"IAMAT a +1+1 1\n")
+            assert client.recv(100).startswith(b"AT Solo ")
+        dropped = 0.0
+        for _ in range(int(WAIT / 0.05)):
+            with urllib.request.urlopen(addresses["metrics"], timeout=WAIT) as reply:
+                dropped = value(parse(reply.read().decode()), "trioherd_log_records_dropped_total")
+            # The line in and the reply out, at least, once the writer has tried.
+            if dropped >= 2:
+                break
+            time.sleep(0.05)  # the writer thread is in another process: poll, bounded
+        assert dropped >= 2
     finally:
         server.terminate()
         assert server.wait(WAIT) == 0

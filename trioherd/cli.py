@@ -8,6 +8,7 @@ from functools import partial
 
 import trio
 
+from trioherd.core.tls import PLAIN
 from trioherd.herd import RunningHerd, run_herd
 from trioherd.logs import HerdLogs, note
 from trioherd.metrics import MeteredPlaces, MetricsBoard
@@ -16,7 +17,7 @@ from trioherd.offline.nearby import NEARBY_PATH
 from trioherd.options import Options, exit_status, parse_options
 from trioherd.places import OfflinePlaces, open_places
 from trioherd.places_server import PlacesServer
-from trioherd.stream import LEAN_STREAMS, StreamFactory
+from trioherd.stream import LEAN_STREAMS, StreamFactory, TlsStreams
 
 #: The program's name as the console script; ``python -m trioherd`` passes its own.
 PROG = "trioherd"
@@ -24,6 +25,9 @@ PROG = "trioherd"
 
 async def serve(options: Options, logs: HerdLogs, streams: StreamFactory = LEAN_STREAMS) -> None:
     """Run the servers ``options`` names until SIGINT or SIGTERM."""
+    tls = options.tls.contexts()
+    if tls != PLAIN:
+        streams = TlsStreams(tls.server, tls.links, plain=streams)
     async with trio.open_nursery() as nursery:
         url = None
         if options.places.local_server:
@@ -35,7 +39,7 @@ async def serve(options: Options, logs: HerdLogs, streams: StreamFactory = LEAN_
             board = None
             if options.metrics is not None:
                 places = metered = MeteredPlaces(places)
-                board = MetricsBoard("trio", metered)
+                board = MetricsBoard("trio", metered, logs.dropped_records)
                 host, port = options.metrics
                 port = await nursery.start(serve_metrics, board, host, port)
                 print(f"Metrics on http://{host}:{port}/metrics", file=sys.stderr, flush=True)

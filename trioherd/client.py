@@ -12,6 +12,12 @@ messages are read from standard input, one per line. A time field of
 sends everything, half-closes the connection, and prints what the server
 sends until it closes its side.
 
+With ``--tls-ca FILE`` it speaks TLS, and accepts only a server certificate
+that chains to a CA in FILE and names the host it connects to. TLS has no
+half-close, so the client reads until every message has its reply (one
+line each; a WHATSAT's, when it starts with ``AT``, up to its blank line),
+then closes.
+
 Exit status, for scripts: 0 when every message was answered and none with
 ``? ...``; 1 when the server cannot be reached, answers nothing, or does
 not finish answering in time; 2 for a bad command line; 3 when the server rejected a message
@@ -21,6 +27,7 @@ not finish answering in time; 2 for a bad command line; 3 when the server reject
 from __future__ import annotations
 
 import argparse
+import ssl
 import sys
 import time
 from collections.abc import Sequence
@@ -29,6 +36,7 @@ from pathlib import Path
 import trio
 
 from trioherd.core.config import CS131_HERD, ConfigError, HerdConfig, load_herd
+from trioherd.core.tls import TlsError, client_context
 from trioherd.options import OneLineParser
 
 #: The program's name as the console script; ``python -m`` passes its own.
@@ -95,6 +103,50 @@ async def exchange(address: tuple[str, int], payload: bytes) -> bytes:
     return b"".join(chunks)
 
 
+def replies_complete(messages: Sequence[bytes], data: bytes) -> bool:
+    """Whether ``data`` holds a whole reply to each of ``messages`` (lines without endings)."""
+    start = 0
+    for message in messages:
+        end = data.find(b"\n", start)
+        if end < 0:
+            return False
+        if data.startswith(b"AT ", start) and message.split(b" ", 1)[0] == b"WHATSAT":
+            # The AT line, the JSON, and a blank line.
+            end = data.find(b"\n\n", end)
+            if end < 0:
+                return False
+            end += 1
+        start = end + 1
+    return True
+
+
+async def exchange_tls(address: tuple[str, int], payload: bytes, context: ssl.SSLContext) -> bytes:
+    """:func:`exchange` over TLS: read until every line of ``payload`` is answered.
+
+    Raises:
+        OSError: the connection or the TLS handshake failed.
+    """
+    host, port = address
+    messages = payload.splitlines()
+    tcp = await trio.open_tcp_stream(host, port)
+    stream = trio.SSLStream(tcp, context, server_hostname=host, https_compatible=True)
+    data = b""
+    try:
+        async with stream, trio.open_nursery() as nursery:
+            nursery.start_soon(stream.send_all, payload)
+            while not replies_complete(messages, data):
+                chunk = await stream.receive_some(65536)
+                if not chunk:
+                    break
+                data += chunk
+            nursery.cancel_scope.cancel()
+    except* trio.BrokenResourceError as group:
+        # The handshake failed (a certificate not trusted), or the connection broke.
+        cause = group.exceptions[0]
+        raise ConnectionError(f"TLS failed: {cause.__cause__ or cause}") from cause
+    return data
+
+
 def rejected(reply: bytes) -> bool:
     """Whether the server answered any message with ``? ...``.
 
@@ -126,6 +178,12 @@ def build_parser(prog: str = PROG) -> OneLineParser:
         help="herd TOML file for server names (default: the CS 131 herd)",
     )
     parser.add_argument(
+        "--tls-ca",
+        type=Path,
+        metavar="FILE",
+        help="speak TLS, accepting a server certificate that chains to a CA in FILE",
+    )
+    parser.add_argument(
         "--timeout",
         type=float,
         default=10.0,
@@ -142,13 +200,16 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     try:
         herd = CS131_HERD if args.config is None else load_herd(args.config)
         address = resolve(args.target, herd)
-    except (ConfigError, ValueError) as exc:
+        context = None if args.tls_ca is None else client_context(args.tls_ca)
+    except (ConfigError, ValueError, TlsError) as exc:
         parser.error(str(exc))
     messages = [" ".join(args.message)] if args.message else sys.stdin.read().splitlines()
     payload = "".join(fill_in_now(m) + "\n" for m in messages).encode()
 
     async def exchange_in_time() -> bytes:
         with trio.fail_after(args.timeout):
+            if context is not None:
+                return await exchange_tls(address, payload, context)
             return await exchange(address, payload)
 
     try:

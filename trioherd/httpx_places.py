@@ -65,6 +65,7 @@ class HttpxNearby:
         parsed = httpx.URL(url)
         self.endpoint = NearbyEndpoint(str(parsed), key, timeout, self.via)
         self.description = self.endpoint.description
+        self.computed_here = False
         self.timeout = timeout
         # The headers of every request, Host included, as httpx would send
         # them. Given these and an empty body as a stream, httpx.Request

@@ -70,6 +70,7 @@ class MeteredPlaces:
     def __init__(self, source: PlacesSource) -> None:
         self.source = source
         self.description = source.description
+        self.computed_here = source.computed_here
         # The usual outcomes are there from the start, so a rate has a base.
         self.by_status = dict.fromkeys(("OK", "ZERO_RESULTS", "UNKNOWN_ERROR"), 0)
         self.latency = Histogram(PLACES_LATENCY_BOUNDS_S)
@@ -94,8 +95,9 @@ class MetricsBoard:
         implementation: ``trio`` or ``asyncio``, for ``trioherd_build_info``.
         places: the metered Places source, if there is one.
         dropped_log_records: how many log records the log writer has
-            dropped so far. Our writer drops none (its queue is unbounded),
-            so the default says 0; a bounded writer plugs its count in here.
+            dropped so far (:meth:`trioherd.logs.HerdLogs.dropped_records`:
+            its buffers are bounded, and a disk that fails loses records).
+            Without one the count stays 0.
     """
 
     def __init__(

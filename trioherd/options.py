@@ -30,6 +30,7 @@ from trioherd.core.limits import (
     Limits,
     default_max_connections,
 )
+from trioherd.core.tls import NO_TLS, TlsError, TlsFiles
 from trioherd.durable import StateDirError
 from trioherd.logs import DEFAULT_BACKUPS, DEFAULT_MAX_BYTES, LogSetupError
 
@@ -110,6 +111,8 @@ class Options:
     herd_secret: bytes | None = field(default=None, repr=False)
     #: anyio's backend, ``trio`` or ``asyncio`` (the anyio herd only).
     backend: str = "trio"
+    #: TLS on the servers' ports and on their links (trioherd/core/tls.py).
+    tls: TlsFiles = NO_TLS
 
 
 def build_parser(prog: str, implementation: str) -> OneLineParser:
@@ -224,6 +227,28 @@ def build_parser(prog: str, implementation: str) -> OneLineParser:
             metavar="FILE",
             help="peer links must prove they know the secret in FILE (at least "
             f"{MIN_SECRET} bytes); without one, any process may join the herd",
+        )
+        tls = parser.add_argument_group(
+            "TLS",
+            "Optional, off by default (the course's herd speaks plain text). The TOML "
+            "keys tls_cert, tls_key and tls_ca set the same files.",
+        )
+        tls.add_argument(
+            "--tls-cert",
+            type=Path,
+            metavar="FILE",
+            help="the servers' certificate chain (PEM): their ports speak only TLS, "
+            "to clients and neighbours' links alike; needs --tls-key",
+        )
+        tls.add_argument(
+            "--tls-key", type=Path, metavar="FILE", help="the private key of --tls-cert (PEM)"
+        )
+        tls.add_argument(
+            "--tls-ca",
+            type=Path,
+            metavar="FILE",
+            help="links to neighbours speak TLS and accept only a certificate that "
+            "chains to a CA in FILE and names the neighbour's configured host",
         )
         limits = parser.add_argument_group(
             "limits", "bounds on what a client may cost a server; 0 turns a bound off"
@@ -415,6 +440,24 @@ def _herd_secret(parser: OneLineParser, path: Path | None) -> bytes | None:
     return secret
 
 
+def _tls(parser: OneLineParser, args: argparse.Namespace, herd: HerdConfig) -> TlsFiles:
+    # The command line's certificate and key, or else the TOML's, as a pair.
+    if args.tls_cert is not None or args.tls_key is not None:
+        cert, key = args.tls_cert, args.tls_key
+    else:
+        cert, key = herd.tls.cert, herd.tls.key
+    tls = TlsFiles(cert, key, args.tls_ca or herd.tls.ca)
+    if (tls.cert is None) != (tls.key is None):
+        parser.error("give a TLS certificate and its key together (--tls-cert, --tls-key)")
+    try:
+        # Loaded once here so that a bad file is a one-line error at start.
+        tls.server_context()
+        tls.link_context()
+    except TlsError as exc:
+        parser.error(str(exc))
+    return tls
+
+
 def parse_options(
     argv: Sequence[str] | None,
     prog: str,
@@ -478,6 +521,7 @@ def parse_options(
         limits=_limits(parser, args) if implementation != "anyio" else DEFAULT_LIMITS,
         herd_secret=_herd_secret(parser, secret_file) if implementation != "anyio" else None,
         backend=backend,
+        tls=_tls(parser, args, herd) if implementation != "anyio" else NO_TLS,
     )
 
 

@@ -19,18 +19,19 @@ import math
 import socket
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import trio
 
-from trioherd.core.connection import Connection, Exchange
+from trioherd.core.connection import HEAVY_READ, Connection, Exchange
 from trioherd.core.framing import DEFAULT_MAX_LINE
 from trioherd.core.limits import DEFAULT_LIMITS, SEND_BUFFER, Limits
-from trioherd.core.places import PlacesSource
+from trioherd.core.places import PlacesQuery, PlacesSource
 from trioherd.core.state import ServerState
 from trioherd.logs import LineLog
 from trioherd.peers import PeerLink
 from trioherd.server_base import ServerBase
-from trioherd.serving import begin_exchange, finish_exchange
+from trioherd.serving import begin_exchange, finish_exchange, places_problem
 from trioherd.stream import (
     LEAN_STREAMS,
     RECEIVE_SIZE,
@@ -39,6 +40,7 @@ from trioherd.stream import (
     accept_batch,
     close_stream,
 )
+from trioherd.turns import cpu_turn
 
 #: How long an answer already being worked on may take after shutdown begins.
 SHUTDOWN_GRACE = 1.0
@@ -186,7 +188,11 @@ class HerdServer(ServerBase[PeerLink]):
                     # Shutdown (or the deadline) came as the read completed:
                     # what it brought arrived too late, as if a moment later.
                     break
-                connection.receive(data, time.time_ns())
+                if len(data) > HEAVY_READ:
+                    async with cpu_turn():
+                        connection.receive(data, time.time_ns())
+                else:
+                    connection.receive(data, time.time_ns())
                 exchange = connection.next_exchange()
                 if exchange is not None:
                     idle.deadline = math.inf
@@ -214,7 +220,17 @@ class HerdServer(ServerBase[PeerLink]):
             await stream.send_all(finish_exchange(self.lines, conn, exchange))
 
     async def _ask_places(self, exchange: Exchange) -> None:
-        """Ask Places for all of the exchange's WHATSATs at once."""
+        """Answer the exchange's WHATSATs, each in a turn at the CPU (trioherd.turns).
+
+        A source that waits for I/O is asked about them all at once, so the
+        waits overlap; one that computes here is asked one at a time, so
+        connections full of WHATSATs take turns in rotation.
+        """
+        if self.places.computed_here:
+            for slot, query in exchange.queries:
+                async with cpu_turn():
+                    self._answer_one(exchange, slot, await self.places.nearby(query))
+            return
         if len(exchange.queries) == 1:
             # The usual case, one WHATSAT: asked in this task. A nursery
             # and a child task for it cost two more trips round the run
@@ -225,3 +241,11 @@ class HerdServer(ServerBase[PeerLink]):
         async with trio.open_nursery() as nursery:
             for slot, query in exchange.queries:
                 nursery.start_soon(self._ask_one, exchange, slot, query)
+
+    async def _ask_one(self, exchange: Exchange, slot: int, query: PlacesQuery) -> None:
+        response = await self.places.nearby(query)
+        async with cpu_turn():
+            self._answer_one(exchange, slot, response)
+
+    def _answer_one(self, exchange: Exchange, slot: int, response: dict[str, Any]) -> None:
+        places_problem(self.log, exchange.answer(slot, response))

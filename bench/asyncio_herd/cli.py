@@ -69,7 +69,7 @@ async def serve(
         board = None
         if options.metrics is not None:
             places = metered = MeteredPlaces(places)
-            board = MetricsBoard("asyncio", metered)
+            board = MetricsBoard("asyncio", metered, logs.dropped_records)
             host, port = options.metrics
             # Closed on the way out: asyncio.Server is its own context manager.
             metrics = await stack.enter_async_context(await serve_metrics(board, host, port))
@@ -96,6 +96,7 @@ async def serve(
                 server_class=server_class,
                 limits=options.limits,
                 secret=options.herd_secret,
+                tls=options.tls.contexts(),
                 started=started,
             )
         finally:

@@ -22,6 +22,7 @@ from trioherd.core.config import HerdConfig
 from trioherd.core.framing import DEFAULT_MAX_LINE
 from trioherd.core.limits import DEFAULT_LIMITS, Limits
 from trioherd.core.places import PlacesSource
+from trioherd.core.tls import PLAIN, TlsContexts
 from trioherd.durable import journaling
 from trioherd.logs import HerdLogs
 from trioherd.serving import bind_herd
@@ -40,6 +41,7 @@ async def run_herd(
     max_line: int = DEFAULT_MAX_LINE,
     limits: Limits = DEFAULT_LIMITS,
     secret: bytes | None = None,
+    tls: TlsContexts = PLAIN,
     handle_signals: bool = True,
     server_class: type[HerdServer] = HerdServer,
     state_dir: Path | None = None,
@@ -76,6 +78,7 @@ async def run_herd(
             max_line=max_line,
             limits=limits,
             secret=secret,
+            tls=tls,
         )
         for name in names
     }

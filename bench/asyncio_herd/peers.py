@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from ssl import SSLContext
 
 from bench.asyncio_herd.stream import send_all
 from trioherd.core.link import (
@@ -36,6 +37,7 @@ class PeerLink:
         address: where the neighbour listens, ``(host, port)``.
         log: our server's logger.
         lines: where our server logs every line sent.
+        ssl: TLS for the link, verifying the neighbour's certificate; ``None``: plain text.
     """
 
     def __init__(
@@ -45,8 +47,11 @@ class PeerLink:
         address: tuple[str, int],
         log: logging.Logger,
         lines: LineLog,
+        *,
+        ssl: SSLContext | None = None,
     ) -> None:
         self.protocol = LinkProtocol(state, peer)
+        self._ssl = ssl
         self.peer = peer
         self.address = address
         self.log = log
@@ -120,7 +125,7 @@ class PeerLink:
             host, port = self.address
             try:
                 async with asyncio.timeout(CONNECT_TIMEOUT):
-                    reader, writer = await asyncio.open_connection(host, port)
+                    reader, writer = await asyncio.open_connection(host, port, ssl=self._ssl)
             except (OSError, TimeoutError) as exc:
                 message, loud = protocol.cannot_connect(exc)
                 self.log.log(logging.INFO if loud else logging.DEBUG, "%s", message)

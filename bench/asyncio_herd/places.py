@@ -58,6 +58,7 @@ class HttpPlaces:
         self._endpoint = NearbyEndpoint(url, key, timeout)
         self._timeout = timeout
         self.description = self._endpoint.description
+        self.computed_here = False
 
     async def nearby(self, query: PlacesQuery) -> dict[str, Any]:
         try:

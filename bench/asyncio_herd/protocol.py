@@ -46,7 +46,7 @@ class ProtocolHerdServer(HerdServer):
     async def _listen(self, sock: socket.socket) -> asyncio.Server:
         loop = asyncio.get_running_loop()
         return await loop.create_server(
-            lambda: HerdProtocol(self), sock=sock, backlog=LISTEN_BACKLOG
+            lambda: HerdProtocol(self), sock=sock, backlog=LISTEN_BACKLOG, ssl=self.tls.server
         )
 
     async def _close_connections(self, grace: float) -> None:

@@ -14,17 +14,20 @@ import logging
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from bench.asyncio_herd.peers import PeerLink
 from bench.asyncio_herd.stream import RECEIVE_SIZE, send_all
-from trioherd.core.connection import Connection, Exchange
+from bench.asyncio_herd.turns import cpu_turn
+from trioherd.core.connection import HEAVY_READ, Connection, Exchange
 from trioherd.core.framing import DEFAULT_MAX_LINE
 from trioherd.core.limits import DEFAULT_LIMITS, SEND_BUFFER, Limits
-from trioherd.core.places import PlacesSource
+from trioherd.core.places import PlacesQuery, PlacesSource
 from trioherd.core.state import ServerState
+from trioherd.core.tls import PLAIN, TlsContexts
 from trioherd.logs import LineLog
 from trioherd.server_base import ServerBase
-from trioherd.serving import LISTEN_BACKLOG, begin_exchange, finish_exchange
+from trioherd.serving import LISTEN_BACKLOG, begin_exchange, finish_exchange, places_problem
 
 SHUTDOWN_GRACE = 1.0
 #: How long a closed connection may take to flush its last replies before
@@ -36,7 +39,8 @@ class HerdServer(ServerBase[PeerLink]):
     """A herd server: the state, the connections and the peer links.
 
     The arguments are :class:`~trioherd.server_base.ServerBase`'s (it makes
-    the links).
+    the links), and ``tls``: TLS for accepted connections and for our links
+    (core/tls.py).
     """
 
     def __init__(
@@ -50,9 +54,10 @@ class HerdServer(ServerBase[PeerLink]):
         max_line: int = DEFAULT_MAX_LINE,
         limits: Limits = DEFAULT_LIMITS,
         secret: bytes | None = None,
+        tls: TlsContexts = PLAIN,
     ) -> None:
         def new_link(state: ServerState, peer: str, address: tuple[str, int]) -> PeerLink:
-            return PeerLink(state, peer, address, log, lines)
+            return PeerLink(state, peer, address, log, lines, ssl=tls.links)
 
         super().__init__(
             name,
@@ -65,6 +70,7 @@ class HerdServer(ServerBase[PeerLink]):
             limits=limits,
             secret=secret,
         )
+        self.tls = tls
         self._stop = asyncio.Event()
         # What a nursery would track for us: every connection task, and
         # which of them are waiting for a client that may never speak.
@@ -104,7 +110,9 @@ class HerdServer(ServerBase[PeerLink]):
 
     async def _listen(self, sock: socket.socket) -> asyncio.Server:
         # start_server listens again, with a backlog of 100 unless told.
-        return await asyncio.start_server(self._serve_connection, sock=sock, backlog=LISTEN_BACKLOG)
+        return await asyncio.start_server(
+            self._serve_connection, sock=sock, backlog=LISTEN_BACKLOG, ssl=self.tls.server
+        )
 
     async def _close_connections(self, grace: float) -> None:
         """Close idle connections now; give busy ones ``grace`` seconds."""
@@ -192,7 +200,11 @@ class HerdServer(ServerBase[PeerLink]):
                 break
             finally:
                 self._idle_reads.discard(task)
-            connection.receive(data, time.time_ns())
+            if len(data) > HEAVY_READ:
+                async with cpu_turn():
+                    connection.receive(data, time.time_ns())
+            else:
+                connection.receive(data, time.time_ns())
             while (exchange := connection.next_exchange()) is not None:
                 await self._answer(writer, conn, exchange)
             if connection.finished:
@@ -213,7 +225,12 @@ class HerdServer(ServerBase[PeerLink]):
             await send_all(writer, finish_exchange(self.lines, conn, exchange))
 
     async def _ask_places(self, exchange: Exchange) -> None:
-        """Ask Places for all of the exchange's WHATSATs at once, as trio does."""
+        """Answer the exchange's WHATSATs, each in a turn at the CPU, as trio does."""
+        if self.places.computed_here:
+            for slot, query in exchange.queries:
+                async with cpu_turn():
+                    self._answer_one(exchange, slot, await self.places.nearby(query))
+            return
         if len(exchange.queries) == 1:
             # One WHATSAT is asked in this task, as trio does.
             await self._ask_one(exchange, *exchange.queries[0])
@@ -221,6 +238,14 @@ class HerdServer(ServerBase[PeerLink]):
         async with asyncio.TaskGroup() as group:
             for slot, query in exchange.queries:
                 group.create_task(self._ask_one(exchange, slot, query))
+
+    async def _ask_one(self, exchange: Exchange, slot: int, query: PlacesQuery) -> None:
+        response = await self.places.nearby(query)
+        async with cpu_turn():
+            self._answer_one(exchange, slot, response)
+
+    def _answer_one(self, exchange: Exchange, slot: int, response: dict[str, Any]) -> None:
+        places_problem(self.log, exchange.answer(slot, response))
 
 
 def _host(writer: asyncio.StreamWriter) -> str:

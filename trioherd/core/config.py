@@ -15,6 +15,10 @@ secret that peer links must prove they know (docs/peer-protocol.md),
 relative to the TOML file::
 
     herd_secret_file = "herd.secret"
+
+Top-level keys ``tls_cert``, ``tls_key`` and ``tls_ca`` name the TLS files
+of ``--tls-cert``, ``--tls-key`` and ``--tls-ca`` (trioherd/core/tls.py),
+also relative to the file; the command line's win.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+from trioherd.core.tls import NO_TLS, TlsFiles
 
 DEFAULT_HOST = "127.0.0.1"
 
@@ -69,6 +75,8 @@ class HerdConfig:
     state_dir: str | None = None
     #: The file holding the herd secret, if the configuration names one.
     secret_file: Path | None = None
+    #: The TLS files the configuration names.
+    tls: TlsFiles = NO_TLS
 
     def __getitem__(self, name: str) -> ServerConfig:
         for server in self.servers:
@@ -140,12 +148,15 @@ def parse_herd(text: str, source: str = "<config>") -> HerdConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-    unknown_top = set(data) - {"servers", "herd_secret_file", "state_dir"}
+    files = ("herd_secret_file", "tls_cert", "tls_key", "tls_ca")
+    unknown_top = set(data) - {"servers", "state_dir", *files}
     if unknown_top:
         raise ConfigError(f"{source}: unknown key {sorted(unknown_top)[0]!r}")
+    for key in files:
+        value = data.get(key)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ConfigError(f"{source}: {key} must be a file name")
     secret_file = data.get("herd_secret_file")
-    if secret_file is not None and (not isinstance(secret_file, str) or not secret_file):
-        raise ConfigError(f"{source}: herd_secret_file must be a file name")
     servers = data.get("servers")
     state_dir = data.get("state_dir")
     if state_dir is not None and (not isinstance(state_dir, str) or not state_dir):
@@ -173,11 +184,17 @@ def parse_herd(text: str, source: str = "<config>") -> HerdConfig:
         herd = build_herd(spec)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
-    herd = HerdConfig(herd.servers, state_dir)
+    # Files are relative to the configuration file, not to wherever the server starts.
+    base = Path(source).parent if source != "<config>" else Path()
+
+    def path(key: str) -> Path | None:
+        value = data.get(key)
+        return None if value is None else base / value
+
+    tls = TlsFiles(path("tls_cert"), path("tls_key"), path("tls_ca"))
+    herd = HerdConfig(herd.servers, state_dir, tls=tls)
     if secret_file is None:
         return herd
-    # Relative to the configuration file, not to wherever the server starts.
-    base = Path(source).parent if source != "<config>" else Path()
     return replace(herd, secret_file=base / secret_file)
 
 

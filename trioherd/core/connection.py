@@ -51,6 +51,12 @@ PLACES_FAILED = "The places service could not answer this request; try again lat
 MAX_QUERIES = 16
 #: An exchange ends once its other replies pass this many bytes.
 MAX_REPLY_BYTES = 64 * 1024
+#: A read of more bytes than this is heavy work for :meth:`Connection.receive`
+#: (64 KiB of short lines takes 2-10 ms to split): the layers feed it in a
+#: turn at the CPU (``trioherd/turns.py``), so that fifty connections' full
+#: reads are not all split in one pass of the event loop while a new client
+#: waits. A client's usual read, a line or a few, is far below it.
+HEAVY_READ = 4096
 
 
 @dataclass(slots=True)

@@ -95,6 +95,7 @@ class LinkProtocol:
         self._proof = b""
         #: Failed attempts since the link was last up.
         self.failures = 0
+        self._last_failure = ""
         #: Whether the handshake has been sent and the link not dropped since.
         self.up = False
         #: Whether the neighbour has yet to prove it knows the herd secret.
@@ -117,10 +118,14 @@ class LinkProtocol:
 
         Returns:
             The log message, and whether it is worth saying aloud: once per
-            outage, not at every attempt.
+            outage, not at every attempt, and again when the reason changes
+            (a neighbour that comes up with a certificate we refuse).
         """
         self.failures += 1
-        return f"link to {self.peer}: cannot connect: {reason(exc)}", self.failures == 1
+        message = f"link to {self.peer}: cannot connect: {reason(exc)}"
+        loud = self.failures == 1 or message != self._last_failure
+        self._last_failure = message
+        return message, loud
 
     def connected(self) -> bytes:
         """The link is connected: the bytes to send first.

