@@ -8,6 +8,16 @@ does the disk work, in a thread). This module only says what the bytes are:
     record  = length:u32le crc:u32le body          (length = len(body))
     body    = b"A" at-line                         a stored AT record
             | b"M" peer SP epoch SP seq            a resume mark (core/resume.py)
+            | b"N" epoch SP seq                    where the next A records stand
+
+An ``N`` record (a :class:`Position`) says that the ``A`` records after it
+are the stores numbered ``seq``, ``seq + 1``, ... of the table's life
+``epoch`` (core/table.py). The server writes one ahead of each batch it
+appends, and a snapshot one wherever its records' numbers skip, so a
+restarted server takes up its table's life where it left off: its
+neighbours' RESUME marks still name that life, and a neighbour is sent
+only what it lacks, not the whole table. (A journal of an older build has
+no ``N`` records: its table starts a new life, as before.)
 
 The CRC (zlib's CRC-32) covers the body. A crash can leave the file ending
 in the middle of a record, or (on some file systems, after a power cut)
@@ -47,14 +57,24 @@ class Mark:
     seq: int
 
 
-Entry = bytes | Mark
-"""A journal entry: an AT line (without ``\\n``) or a :class:`Mark`."""
+@dataclass(frozen=True, slots=True)
+class Position:
+    """The ``A`` records that follow are stores ``seq``, ``seq + 1``, ... of life ``epoch``."""
+
+    epoch: bytes
+    seq: int
+
+
+Entry = bytes | Mark | Position
+"""A journal entry: an AT line (without ``\\n``), a :class:`Mark` or a :class:`Position`."""
 
 
 def encode(entry: Entry) -> bytes:
     """One record, framed."""
     if isinstance(entry, Mark):
         body = b"M%s %s %d" % (entry.peer.encode(), entry.epoch, entry.seq)
+    elif isinstance(entry, Position):
+        body = b"N%s %d" % (entry.epoch, entry.seq)
     else:
         body = b"A" + entry
     return _HEADER.pack(len(body), zlib.crc32(body)) + body
@@ -129,4 +149,8 @@ def _entry(body: bytes) -> Entry | None:
             except UnicodeDecodeError:
                 return None
             return Mark(peer, fields[1], int(fields[2]))
+    if kind == b"N":
+        fields = body[1:].split(b" ")
+        if len(fields) == 2 and fields[0].isalnum() and fields[1].isdigit():
+            return Position(fields[0], int(fields[1]))
     return None
