@@ -12,7 +12,12 @@ then:
   to listening (``restart_start_s``), then until an unmoved record is
   answered, i.e. the journal is loaded (``restart_loaded_s``: the port
   accepts before that, connections wait in the backlog), then until it
-  holds the last of the moved records (``restart_resync_s``).
+  holds the last of the moved records (``restart_resync_s``). Also
+  reported: the lines the restarted Jaquez sends Hill on its own link
+  (``restart_lines_to_hill``, from Hill's ``/metrics``, counted until they
+  stop coming): with its table's life journaled, and marks from it now and
+  then on a link that only carries records to it, it owes Hill only the
+  few records after its last mark; before that it resent its whole table.
 
 Whether Jaquez holds a record is asked with ``WHATSAT``: its reply starts
 with the stored AT line (or is ``? ...`` for an unknown client); the Places
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import sys
 import tempfile
 import time
@@ -100,6 +106,35 @@ async def holds(port: int, client: int, line: bytes, limit: float) -> float:
     raise TimeoutError(f"not level within {limit:g} s")
 
 
+async def peer_lines(metrics_port: int, server: str) -> int:
+    """Lines ``server`` has received on peer links so far, from its ``/metrics``."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", metrics_port)
+    try:
+        writer.write(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+        text = (await reader.read()).decode()
+    finally:
+        writer.close()
+    pattern = r'^trioherd_lines_total\{(?=[^}]*kind="at")(?=[^}]*server="%s")[^}]*\} (\S+)$'
+    found = re.search(pattern % server, text, re.MULTILINE)
+    if found is None:
+        raise RuntimeError(f"no peer line count for {server} in its metrics")
+    return int(float(found.group(1)))
+
+
+async def quiet_lines(metrics_port: int, server: str, since: int, limit: float) -> int:
+    """Peer lines ``server`` received after ``since``, once they stop coming for 1 s."""
+    deadline = time.monotonic() + limit
+    last, still_since = await peer_lines(metrics_port, server), time.monotonic()
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        now = await peer_lines(metrics_port, server)
+        if now != last:
+            last, still_since = now, time.monotonic()
+        elif time.monotonic() - still_since >= 1.0:
+            break
+    return last - since
+
+
 def _child(impl: Implementation, name: str, workdir: Path, *extra: str) -> procs.ChildProcess:
     args = [
         *impl.command(),
@@ -123,7 +158,8 @@ async def run(
     """Both measurements for one implementation."""
     ports = _prepare(workdir)
     state = ["--state-dir", str(workdir / "state")]
-    hill = _child(impl, "Hill", workdir)
+    metrics_port = procs.free_ports(1)[0]
+    hill = _child(impl, "Hill", workdir, "--metrics-port", str(metrics_port))
     hill.spawn()
     result: dict[str, Any] = {"clients": clients, "changed": changed, "away_s": away}
     jaquez = None
@@ -151,6 +187,7 @@ async def run(
         moved = list(range(0, clients, max(1, clients // changed)))[:changed]
         await fill(ports["Hill"], moved, 1)
         await asyncio.sleep(max(0.0, away - (time.monotonic() - started)))
+        hill_lines = await peer_lines(metrics_port, "Hill")
         jaquez = _child(impl, "Jaquez", workdir, *state)
         jaquez.spawn()
         result["restart_start_s"] = round(await jaquez.wait_listening(ports["Jaquez"]), 2)
@@ -163,6 +200,8 @@ async def run(
         result["restart_resync_s"] = round(
             await holds(ports["Jaquez"], moved[-1], at_line(moved[-1], 1), limit), 3
         )
+        # Its link's handshake, RESUME and MARK lines are counted too.
+        result["restart_lines_to_hill"] = await quiet_lines(metrics_port, "Hill", hill_lines, limit)
     finally:
         for child in (hill, jaquez):
             if child is not None:
