@@ -19,6 +19,11 @@ then:
   then on a link that only carries records to it, it owes Hill only the
   few records after its last mark; before that it resent its whole table.
 
+With ``--profile DIR``, Hill and Jaquez are sampled with py-spy during
+the fresh resync (from Jaquez listening until it holds the last record):
+``DIR/IMPL-{hill,jaquez}-fresh.folded`` and a summary of each beside it
+(``bench.profile.summarise``).
+
 Whether Jaquez holds a record is asked with ``WHATSAT``: its reply starts
 with the stored AT line (or is ``? ...`` for an unknown client); the Places
 URL points at a closed port, so the Places half of the answer is a quick
@@ -31,6 +36,9 @@ import argparse
 import asyncio
 import json
 import re
+import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -135,6 +143,28 @@ async def quiet_lines(metrics_port: int, server: str, since: int, limit: float) 
     return last - since
 
 
+async def start_spy(pid: int, folded: Path) -> asyncio.subprocess.Process:
+    """py-spy sampling ``pid`` into ``folded`` until it is sent SIGINT."""
+    folded.parent.mkdir(parents=True, exist_ok=True)
+    return await asyncio.create_subprocess_exec(
+        shutil.which("py-spy") or "py-spy", "record", "--pid", str(pid), "--rate", "100",
+        "--duration", "600", "--format", "raw", "--output", str(folded), "--nonblocking",
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+async def stop_spies(spies: dict[Path, asyncio.subprocess.Process], command: str) -> None:
+    """Stop the samplers, and write each profile's summary beside it."""
+    from bench.profile import summarise
+
+    for folded, spy in spies.items():
+        spy.send_signal(signal.SIGINT)
+        _, err = await spy.communicate()
+        if not folded.exists():
+            raise SystemExit(f"py-spy wrote no {folded}: {err.decode().strip()}")
+        folded.with_suffix(".txt").write_text(summarise(folded, command))
+
+
 def _child(impl: Implementation, name: str, workdir: Path, *extra: str) -> procs.ChildProcess:
     args = [
         *impl.command(),
@@ -153,7 +183,13 @@ def _child(impl: Implementation, name: str, workdir: Path, *extra: str) -> procs
 
 
 async def run(
-    impl: Implementation, clients: int, changed: int, away: float, workdir: Path
+    impl: Implementation,
+    clients: int,
+    changed: int,
+    away: float,
+    workdir: Path,
+    profile: Path | None = None,
+    command: str = PROG,
 ) -> dict[str, Any]:
     """Both measurements for one implementation."""
     ports = _prepare(workdir)
@@ -172,11 +208,17 @@ async def run(
         jaquez = _child(impl, "Jaquez", workdir, *state)
         jaquez.spawn()
         result["fresh_start_s"] = round(await jaquez.wait_listening(ports["Jaquez"]), 2)
+        spies = {}
+        if profile is not None:
+            for sampled, who in ((hill, "hill"), (jaquez, "jaquez")):
+                folded = profile / f"{impl.name}-{who}-fresh.folded"
+                spies[folded] = await start_spy(sampled.pid, folded)
         last = clients - 1
         limit = 300.0
         result["fresh_resync_s"] = round(
             await holds(ports["Jaquez"], last, at_line(last, 0), limit), 2
         )
+        await stop_spies(spies, command)
 
         # Let the MARK that follows the resync reach Jaquez's journal (written
         # every 50 ms): a crash before it would cost a full resync, rightly.
@@ -217,6 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--changed", type=int, default=100)
     parser.add_argument("--away", type=float, default=60.0, help="seconds Jaquez is down")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument("--profile", type=Path, help="sample the fresh resync with py-spy into DIR")
     args = parser.parse_args(argv)
     document: dict[str, Any] = {
         "command": " ".join([PROG, *(argv if argv is not None else sys.argv[1:])]),
@@ -225,7 +268,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="trioherd-resync-") as tmp:
         for name in args.impls.split(","):
             result = asyncio.run(
-                run(IMPLEMENTATIONS[name], args.clients, args.changed, args.away, Path(tmp) / name)
+                run(
+                    IMPLEMENTATIONS[name],
+                    args.clients,
+                    args.changed,
+                    args.away,
+                    Path(tmp) / name,
+                    args.profile,
+                    document["command"],
+                )
             )
             document["results"][name] = result
             print(f"{name}: {json.dumps(result)}", file=sys.stderr)
