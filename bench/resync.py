@@ -46,7 +46,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import procs
+from bench import procs, sysinfo
 from bench.impls import IMPLEMENTATIONS, Implementation
 
 PROG = "python -m bench.resync"
@@ -208,6 +208,9 @@ async def run(
         jaquez = _child(impl, "Jaquez", workdir, *state)
         jaquez.spawn()
         result["fresh_start_s"] = round(await jaquez.wait_listening(ports["Jaquez"]), 2)
+        cpu_before = {
+            who: sysinfo.cpu_seconds(c.pid) for who, c in (("hill", hill), ("jaquez", jaquez))
+        }
         spies = {}
         if profile is not None:
             for sampled, who in ((hill, "hill"), (jaquez, "jaquez")):
@@ -218,6 +221,11 @@ async def run(
         result["fresh_resync_s"] = round(
             await holds(ports["Jaquez"], last, at_line(last, 0), limit), 2
         )
+        # On a shared machine the wall time swings with the load; the CPU
+        # the two servers spent on the resync is steadier.
+        for who, c in (("hill", hill), ("jaquez", jaquez)):
+            result[f"fresh_cpu_s_{who}"] = round(sysinfo.cpu_seconds(c.pid) - cpu_before[who], 2)
+        result["load_average"] = sysinfo.load_average()
         await stop_spies(spies, command)
 
         # Let the MARK that follows the resync reach Jaquez's journal (written
