@@ -117,6 +117,7 @@ def adjust(
     places_stub: bool = False,
     rounds: int | None = None,
     fault_cycles: int | None = None,
+    iamat_clients: tuple[int, ...] | None = None,
 ) -> Settings:
     """``settings`` with the command line's overrides.
 
@@ -138,4 +139,6 @@ def adjust(
         changes["rounds"] = rounds
     if fault_cycles is not None:
         changes["fault_cycles"] = fault_cycles
+    if iamat_clients is not None:
+        changes["iamat_clients"] = iamat_clients
     return dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
