@@ -91,7 +91,7 @@ def test_plan_rotates_who_goes_first_and_groups_sessions() -> None:
     assert firsts == ["trio", "asyncio", "uvloop"][: len(firsts)]
     sessions = [s.session for s in steps]
     # Each session's steps are contiguous, so it is set up once.
-    assert sessions == sorted(sessions, key=["ceiling", "herd", "probe", "memory"].index)
+    assert sessions == sorted(sessions, key=["ceiling", "herd", "probe", "memory", "faults"].index)
     assert {s.params["clients"] for s in steps if s.kind == "memory-table"} == {5000}
 
 
