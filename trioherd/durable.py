@@ -18,7 +18,10 @@ The division of work is Redis's ``appendfsync everysec``:
   the journal and fsyncs the directory.
 
 :func:`open_journal` reads the journal back into a fresh server state before
-the server listens, so a restarted server answers at once. A torn or corrupt
+the server listens, so a restarted server answers at once. The journal
+also holds the table's epoch and its stores' numbers (``Position``
+records), so the restarted table continues the same life and its links
+resume where they were (core/resume.py) instead of resending the table. A torn or corrupt
 tail (a crash in the middle of a write) is cut off, logged, and the records
 before it are loaded.
 """
