@@ -116,6 +116,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="run each timed case (iamat, churn, whatsat, flood) R times, interleaved, "
         "and report the medians (default 3, quick 1)",
     )
+    parser.add_argument(
+        "--iamat-clients",
+        type=lambda text: tuple(int(n) for n in text.split(",")),
+        metavar="N,...",
+        help="the IAMAT workload's client counts (default 1,10,100,1000; quick 1,10,100)",
+    )
+    parser.add_argument(
+        "--fault-cycles",
+        type=int,
+        metavar="C",
+        help="kill/restart cycles in the faults workload (default 20, quick 1)",
+    )
     parser.add_argument("--no-plots", action="store_true", help="write no PNG plots")
     return parser
 
@@ -153,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         loadgen_procs=args.loadgen_procs,
         places_stub=args.places == "stub",
         rounds=args.rounds,
+        iamat_clients=args.iamat_clients,
+        fault_cycles=args.fault_cycles,
     )
     impls, skipped = _implementations(args.impls)
     for name, reason in skipped.items():

@@ -37,6 +37,8 @@ class Implementation:
             differs only in WHATSAT's HTTP client has nothing to show elsewhere.
         log_level: the servers' ``--log-level`` (``None``: the run's, ``warning``
             unless told).
+        faults: takes part in the faults workload, which needs ``--state-dir``
+            and minutes per implementation: the two herds the issue compares.
     """
 
     name: str
@@ -46,9 +48,12 @@ class Implementation:
     default: bool = True
     workloads: tuple[str, ...] = ()
     log_level: str | None = None
+    faults: bool = False
 
     def runs(self, workload: str) -> bool:
         """Whether it takes part in ``workload``."""
+        if workload == "faults":
+            return self.faults
         return not self.workloads or workload in self.workloads
 
     def command(self) -> list[str]:
@@ -68,8 +73,8 @@ class Implementation:
 _STATE_DIR = os.path.join(tempfile.gettempdir(), f"trioherd-bench-state-{os.getpid()}")
 
 _MEASURED = (
-    Implementation("trio", "trioherd"),
-    Implementation("asyncio", "bench.asyncio_herd"),
+    Implementation("trio", "trioherd", faults=True),
+    Implementation("asyncio", "bench.asyncio_herd", faults=True),
     Implementation("uvloop", "bench.asyncio_herd", ("--uvloop",), requires=("uvloop",)),
     # asyncio at its fastest: clients on asyncio.Protocol callbacks.
     Implementation("asyncio-protocol", "bench.asyncio_herd.protocol"),
@@ -121,6 +126,7 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
                 log_level="info",
                 workloads=LOGGED_WORKLOADS,
                 default=impl.name in LOGGED_IMPLEMENTATIONS,
+                faults=False,
             )
             for impl in _MEASURED
             if impl.name in LOGGED_IMPLEMENTATIONS or impl.name.startswith(("uvloop", "anyio"))

@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.faults import FAULTS
 from bench.impls import BASELINE
 from bench.workloads import FLOOD_ORDER
+from trioherd.durable import SYNC_INTERVAL
 
 HIGHER = "↑"
 LOWER = "↓"
@@ -73,6 +75,16 @@ METRICS: dict[str, list[Metric]] = {
         Metric("acknowledged", "acknowledged", HIGHER),
     ],
     "memory-idle": [Metric("bytes_per_connection", "bytes/idle conn", LOWER)],
+    "faults": [
+        metric
+        for fault in FAULTS
+        for metric in (
+            Metric(f"{fault}.lost", f"{fault}: lost updates", LOWER),
+            Metric(f"{fault}.converged_s", f"{fault}: converge s", LOWER),
+            Metric(f"{fault}.crashed", f"{fault}: servers crashed", LOWER),
+            Metric(f"{fault}.acknowledged", f"{fault}: acknowledged", HIGHER),
+        )
+    ],
     "memory-table": [
         Metric("bytes_per_client", "bytes/client", LOWER),
         Metric("fill_throughput", "fill req/s", HIGHER),
@@ -413,6 +425,34 @@ def targets(records: Sequence[Mapping[str, Any]], impls: Sequence[str]) -> list[
         add(name, "met" if ok else "not met", "; ".join(details))
     else:
         add(name, "n/a", "needs recovery")
+
+    # 5b. Faults (issue 16): no acknowledged update lost to a kill loop, a
+    # partition or a SIGSTOP; a whole-herd kill only loses what the last
+    # sync interval held; no server crashes.
+    name = "faults: 0 lost (kill, partition, stop), killall only within the sync interval"
+    runs = [r for r in records if r["kind"] == "faults"]
+    if runs:
+        details, ok = [], True
+        for record in runs:
+            figures = record.get("figures") or {}
+            if not figures:
+                ok = False
+                details.append(f"{record['impl']}: FAILED")
+                continue
+            parts = []
+            for fault, result in figures.items():
+                lost, crashed = result.get("lost"), result.get("crashed")
+                if fault == "killall" and lost:
+                    _, oldest = result.get("lost_acknowledged_s_before_kill") or (None, None)
+                    good = oldest is not None and oldest <= SYNC_INTERVAL
+                else:
+                    good = lost == 0
+                ok = ok and good and not crashed
+                parts.append(f"{fault} {lost} lost" + (f", {crashed} crashed" if crashed else ""))
+            details.append(f"{record['impl']}: {', '.join(parts)}")
+        add(name, "met" if ok else "not met", "; ".join(details))
+    else:
+        add(name, "n/a", "needs faults")
 
     # 6. WHATSAT over HTTP (issue 15): trio at least as fast as asyncio, and
     # no more of Hill's CPU per WHATSAT.

@@ -11,7 +11,9 @@ after its last step:
   if WHATSAT runs), for IAMAT, churn and WHATSAT;
 * ``probe``: a herd per implementation with the probe as every server's
   neighbour, for flood and recovery;
-* ``memory``: nothing: each step starts a fresh one-server herd.
+* ``memory``: nothing: each step starts a fresh one-server herd;
+* ``faults``: nothing: each step starts a herd of its own, with durable
+  state and its links through relays (bench.faults).
 
 Within a session the herds of every implementation run side by side (idle
 ones cost nothing), and each case is measured for every implementation one
@@ -153,6 +155,10 @@ def plan(settings: Settings, workloads: Iterable[str], impls: Sequence[str]) -> 
             each_impl("memory-idle", "memory", f"idle {_count(n)}", "memory", connections=n)
         for n in settings.table_clients:
             each_impl("memory-table", "memory", f"table {_count(n)}", "memory", clients=n)
+    if "faults" in chosen:
+        seconds = f"{settings.fault_seconds:g} s"
+        case = f"kill x{settings.fault_cycles}, killall, partition {seconds}, stop {seconds}"
+        each_impl("faults", "faults", case, "faults")
     return steps
 
 
@@ -237,10 +243,10 @@ class Runner:
                 env.ceiling, env.ceiling_port = await start_ceiling_server(env.workdir)
                 started.children.append(env.ceiling)
                 yield {LOADGEN: env}
-            elif session == "memory":
-                # Each memory step starts a fresh server of its own.
+            elif session in ("memory", "faults"):
+                # Each memory or faults step starts servers of its own.
                 impls = dict.fromkeys(step.impl for step in steps)
-                yield {name: self._env(self.impls[name], f"{name}-memory") for name in impls}
+                yield {name: self._env(self.impls[name], f"{name}-{session}") for name in impls}
             else:
                 yield await self._herds(session, steps, started)
         finally:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import sysinfo
+from bench.faults import FAULTS, run_faults
 from bench.impls import Implementation
 from bench.loadgen import DRAIN_S, Job, iamat_line
 from bench.probe import Probe
@@ -669,6 +670,40 @@ async def ceiling(env: Env, params: Mapping[str, Any]) -> Outcome:
     return Outcome(figures, summary, measured.cpu)
 
 
+async def faults(env: Env, params: Mapping[str, Any]) -> Outcome:
+    """bench.faults against a herd of its own: every fault in turn, lost updates counted.
+
+    One herd of five processes with ``--state-dir`` (its links through
+    relays, so that a partition can cut them) takes, under a steady IAMAT
+    load, ``fault_cycles`` kill -9/restart cycles of a random server, a kill
+    -9 of every server and their restart, a partition ({Hill, Jaquez} | the
+    rest) and a SIGSTOP/SIGCONT of one server, each ``fault_seconds`` long.
+    After each, every acknowledged update is looked for at every server.
+    Figures, per fault: ``lost`` (acknowledged updates some server lacks
+    once the herd has converged), ``converged_s`` (from the heal until
+    every server holds them), ``crashed`` (servers that died on their own).
+    """
+    impl = env.impl
+    assert impl is not None
+    settings = env.settings
+    chosen = params.get("faults", FAULTS)
+    results = await run_faults(
+        impl, chosen, env.workdir, settings.fault_cycles, settings.fault_seconds
+    )
+    figures: dict[str, Any] = {}
+    for fault, result in results.items():
+        result.pop("lost_clients", None)
+        crashed = result.pop("crashed")
+        figures[fault] = {**result, "crashed": len(crashed), "crashed_servers": crashed}
+    summary = ", ".join(
+        f"{fault}: {r['lost']} lost of {r['acknowledged']}, "
+        + ("not converged" if r["converged_s"] is None else f"converged in {r['converged_s']} s")
+        + (f", {r['crashed']} crashed" if r["crashed"] else "")
+        for fault, r in figures.items()
+    )
+    return Outcome(figures, summary)
+
+
 #: Step kinds and the functions that run them.
 STEPS: dict[str, Callable[[Env, Mapping[str, Any]], Awaitable[Outcome]]] = {
     "ceiling": ceiling,
@@ -680,4 +715,5 @@ STEPS: dict[str, Callable[[Env, Mapping[str, Any]], Awaitable[Outcome]]] = {
     "recovery": recovery,
     "memory-idle": memory_idle,
     "memory-table": memory_table,
+    "faults": faults,
 }

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from trioherd import durable
-from trioherd.core.journal import MAGIC, Mark, encode
+from trioherd.core.journal import MAGIC, Mark, Position, encode
+from trioherd.core.resume import owed_since
 from trioherd.core.state import ServerState
 from trioherd.durable import StateDirError, journal_path, open_journal
 
@@ -111,3 +112,99 @@ def test_a_growing_journal_is_compacted(tmp_path: Path, monkeypatch: pytest.Monk
         state.table.line(c) for c in state.table.clients()
     ]
     assert again.marks.resume_reply("Jaquez") == b"RESUME beef 9\n"
+
+
+def owed_after(state: ServerState, mark: tuple[bytes, int]) -> list[bytes]:
+    """What a neighbour that marked ``mark`` is owed by ``state``."""
+    return owed_since(state.table, mark)
+
+
+def test_a_restart_takes_up_the_table_s_life_where_it_was(tmp_path: Path) -> None:
+    state = hill()
+    journal = open_journal(tmp_path, state, LOG)
+    journal.start()
+    fill(state, 50)
+    # Clients 0-9 move again: they go to the end of the order, numbered 51-60.
+    fill(state, 10, time_base=1000)
+    # Jaquez got up to store 55 before we went down.
+    mark = (state.table.epoch, 55)
+    before = owed_after(state, mark)
+    state.handle(b"MARK beef 7", NOW, "Jaquez")
+    journal.close()
+
+    again = hill()
+    journal = open_journal(tmp_path, again, LOG)
+    assert again.table.epoch == state.table.epoch
+    assert owed_after(again, mark) == before == [b"c%d" % i for i in range(5, 10)]
+    # A neighbour whose mark we hold answers RESUME: our link may ask it at once.
+    assert again.marks.answers("Jaquez")
+    journal.start()
+    state_seq = state.table.seq
+    again.handle(b"IAMAT new +1+1 5000", NOW)
+    again.lines_handled()
+    journal.close()
+    # A store after the restart is numbered past anything a neighbour marked.
+    assert again.table.seq > state_seq
+    assert owed_after(again, (state.table.epoch, state_seq)) == [b"new"]
+
+    # ...and still after a second restart.
+    third = hill()
+    open_journal(tmp_path, third, LOG).close()
+    assert owed_after(third, (state.table.epoch, state_seq)) == [b"new"]
+    assert owed_after(third, mark) == [*before, b"new"]
+
+
+def test_a_compacted_journal_keeps_the_numbers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(durable, "COMPACT_SLACK", 100)
+    state = hill()
+    journal = open_journal(tmp_path, state, LOG)
+    path = journal_path(tmp_path, "Hill")
+    original = path.stat().st_ino
+    journal.start()
+    for round_ in range(30):
+        # Half the clients move each round: numbers skip in the table's order.
+        fill(state, 20 if round_ % 2 else 10, time_base=1000 * (round_ + 1))
+    deadline = time.monotonic() + 10
+    while path.stat().st_ino == original and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert path.stat().st_ino != original, "not compacted"
+    fill(state, 3, time_base=99_000)
+    journal.close()
+    again = hill()
+    open_journal(tmp_path, again, LOG).close()
+    assert again.table.epoch == state.table.epoch
+    for seq in range(0, state.table.seq + 1, 7):
+        assert owed_after(again, (state.table.epoch, seq)) == owed_after(
+            state, (state.table.epoch, seq)
+        ), seq
+
+
+def test_a_torn_position_loses_only_the_tail(tmp_path: Path) -> None:
+    state = hill()
+    journal = open_journal(tmp_path, state, LOG)
+    journal.start()
+    fill(state, 10)
+    journal.close()
+    path = journal_path(tmp_path, "Hill")
+    good = path.stat().st_size
+    with path.open("ab") as file:
+        file.write(encode(Position(state.table.epoch, 11))[:-3])
+
+    again = hill()
+    open_journal(tmp_path, again, LOG).close()
+    assert path.stat().st_size == good
+    assert again.table.epoch == state.table.epoch
+    assert owed_after(again, (state.table.epoch, 7)) == [b"c7", b"c8", b"c9"]
+
+
+def test_an_older_journal_starts_a_new_life(tmp_path: Path) -> None:
+    # What a build before Position records wrote: AT records only.
+    lines = [b"AT Hill +0.100000000 c%d +1+1 %d" % (i, i + 1) for i in range(3)]
+    journal_path(tmp_path, "Hill").write_bytes(MAGIC + b"".join(encode(line) for line in lines))
+    state = hill()
+    open_journal(tmp_path, state, LOG).close()
+    assert len(state.table) == 3
+    # No neighbour holds a mark of this life: each is owed the whole table.
+    assert owed_after(state, (b"0123456789abcdef", 1)) == [b"c0", b"c1", b"c2"]

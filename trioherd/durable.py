@@ -18,7 +18,10 @@ The division of work is Redis's ``appendfsync everysec``:
   the journal and fsyncs the directory.
 
 :func:`open_journal` reads the journal back into a fresh server state before
-the server listens, so a restarted server answers at once. A torn or corrupt
+the server listens, so a restarted server answers at once. The journal
+also holds the table's epoch and its stores' numbers (``Position``
+records), so the restarted table continues the same life and its links
+resume where they were (core/resume.py) instead of resending the table. A torn or corrupt
 tail (a crash in the middle of a write) is cut off, logged, and the records
 before it are loaded.
 """
@@ -35,7 +38,16 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from trioherd.core.journal import MAGIC, Entry, Mark, NotAJournal, decode, encode_all
+from trioherd.core.journal import (
+    MAGIC,
+    Entry,
+    Mark,
+    NotAJournal,
+    Position,
+    decode,
+    encode,
+    encode_all,
+)
 from trioherd.core.messages import parse_at
 from trioherd.core.state import ServerState
 
@@ -47,6 +59,13 @@ COMPACT_SLACK = 100_000
 #: Records encoded per write while snapshotting, to bound the memory a
 #: snapshot of a large table takes at once.
 SNAPSHOT_CHUNK = 50_000
+#: How far a restarted table's sequence numbers jump past the journal's
+#: last. Every store is written before it can reach a neighbour, so after a
+#: kill -9 no neighbour holds a mark past the journal; after a power cut the
+#: last second of stores may be gone from the journal though a neighbour
+#: has marked them, and reusing their numbers would hide new stores from
+#: that neighbour's resume. No herd stores this many in a second.
+RESTART_SEQ_GAP = 1 << 32
 
 
 class StateDirError(Exception):
@@ -75,6 +94,13 @@ class Journal:
         self._state = state
         self._records_in_file = records
         self._added: list[Entry] = []
+        # The table's sequence number when the loop last wrote: the AT
+        # records it writes next are the stores numbered from one past it.
+        self._written_seq = state.table.seq
+        # Whether the next AT records need a Position ahead of them: the
+        # first after loading, and the first after a snapshot's copy (the
+        # snapshot's last Position says nothing about them).
+        self._position_due = True
         #: What the event loop calls for each record it stores.
         self.add = self._added.append
         # Held for a write() or for swapping files: never across an fsync
@@ -103,12 +129,19 @@ class Journal:
         """
         if not self._added:
             return
+        table = self._state.table
         data = encode_all(self._added)
         count = len(self._added)
         self._added.clear()
+        stored_from = self._written_seq + 1
+        self._written_seq = table.seq
         with self._lock:
             if self._failed:
                 return
+            if self._position_due and table.seq >= stored_from:
+                data = encode(Position(table.epoch, stored_from)) + data
+                count += 1
+                self._position_due = False
             try:
                 os.write(self._fd, data)
             except OSError as exc:
@@ -149,15 +182,25 @@ class Journal:
         started = time.monotonic()
         with self._lock:
             self._since_snapshot = []
+            self._position_due = True
         # Marks first: a mark vouches for records stored before it, and
         # those are all in the table copied after it.
         marks: list[Entry] = list(self._state.marks.all())
-        lines = self._state.table.lines()
+        table = self._state.table
+        lines = table.numbered_lines()
         temporary = self.path.with_name(self.path.name + ".tmp")
         with open(temporary, "wb") as snapshot:
             snapshot.write(MAGIC)
+            follows = -1
             for start in range(0, len(lines), SNAPSHOT_CHUNK):
-                chunk: list[Entry] = list(lines[start : start + SNAPSHOT_CHUNK])
+                chunk: list[Entry] = []
+                for line, seq in lines[start : start + SNAPSHOT_CHUNK]:
+                    # A Position only where the numbers skip (a record
+                    # stored again since moved to the end).
+                    if seq != follows:
+                        chunk.append(Position(table.epoch, seq))
+                    chunk.append(line)
+                    follows = seq + 1
                 snapshot.write(encode_all(chunk))
             snapshot.write(encode_all(marks))
             snapshot.flush()
@@ -266,15 +309,31 @@ def open_journal(state_dir: Path, state: ServerState, log: logging.Logger) -> Jo
 
 
 def _apply(state: ServerState, entries: list[Entry]) -> int:
+    """Replay the journal into ``state``; the table takes up the life it records."""
     table = state.table
+    # The number of the next AT record, once a Position has said it.
+    number: int | None = None
+    highest = 0
     for entry in entries:
         if isinstance(entry, Mark):
             state.marks.restore(entry)
+        elif isinstance(entry, Position):
+            table.epoch = entry.epoch
+            number = entry.seq
         else:
+            if number is not None:
+                # Stored again under its own number, whether or not the
+                # table takes it (a record both in a snapshot and in what
+                # was written during it is offered twice).
+                table.seq = number - 1
+                number += 1
             at = parse_at(entry)
             # A journal holds only lines that were valid when stored.
             if at is not None:
                 table.offer(at, from_client=False)
+            highest = max(highest, table.seq)
+    if number is not None:
+        table.seq = highest + RESTART_SEQ_GAP
     return len(table)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 
-from trioherd.core.messages import NS_PER_SECOND, At, parse_time_ns
+from trioherd.core.messages import NS_PER_SECOND, At
 
 #: Upper bounds, in seconds, of the flood lag histogram's buckets: a hop on
 #: loopback takes well under a millisecond, a link that was down seconds.
@@ -45,10 +45,9 @@ class Histogram:
 
 def origin_ns(at: At) -> int:
     """When the server that took the IAMAT received it: client time plus skew."""
-    magnitude = parse_time_ns(at.skew[1:])
-    # parse_at has checked the skew's form: a sign, then a time.
-    assert magnitude is not None
-    return at.client_time_ns + (-magnitude if at.skew.startswith(b"-") else magnitude)
+    # parse_at has checked the skew's form: a sign, digits, a point and
+    # exactly nine decimals; without the point it is signed nanoseconds.
+    return at.client_time_ns + int(at.skew.replace(b".", b""))
 
 
 class Counters:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 NS_PER_SECOND: Final = 1_000_000_000
 
@@ -61,12 +61,13 @@ class WhatsAt:
     bound: int
 
 
-@dataclass(frozen=True, slots=True)
-class At:
+class At(NamedTuple):
     """An AT line: a location update as the server that took the IAMAT wrote it.
 
     ``line`` is the whole line without its ending: it travels between servers
-    and back to WHATSAT clients unchanged.
+    and back to WHATSAT clients unchanged. A named tuple, not a frozen
+    dataclass, because a resync parses one per record, a million for a
+    large table, and a tuple is made several times faster.
     """
 
     server: bytes
@@ -146,18 +147,19 @@ _AT_WRITTEN = re.compile(
 
 def parse_at(line: bytes) -> At | None:
     """An AT line from a peer (six fields), or ``None``."""
+    # The fast path, taken by every line a server writes: one regex and as
+    # few Python steps as can be, since a resync parses a million of them.
     match = _AT_WRITTEN.fullmatch(line)
     if match is not None:
-        server, skew, client_id, location, lat_sign, lat, lng_sign, lng, client_time = match.group(
-            1, 2, 3, 4, 5, 6, 7, 8, 9
+        server, skew, client_id, location, _, lat, _, lng, client_time, seconds, fraction = (
+            match.groups()
         )
-        latitude = float(lat) * (-1 if lat_sign == b"-" else 1)
-        longitude = float(lng) * (-1 if lng_sign == b"-" else 1)
-        if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+        # The signs are outside the groups: the range is the magnitude's.
+        if float(lat) > 90 or float(lng) > 180:
             return None
-        seconds, fraction = match.group(10, 11)
-        nanos = int(fraction.ljust(9, b"0")) if fraction else 0
-        time_ns = int(seconds) * NS_PER_SECOND + nanos
+        time_ns = int(seconds) * NS_PER_SECOND
+        if fraction:
+            time_ns += int(fraction.ljust(9, b"0"))
         return At(server, skew, client_id, location, client_time, time_ns, line)
     stripped = line.strip()
     fields = stripped.split()

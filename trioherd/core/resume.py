@@ -82,11 +82,14 @@ class Marks:
     def answers(self, peer: str) -> bool:
         """Whether ``peer`` speaks RESUME: its own link to us has asked.
 
-        Our link asks only such a neighbour, and waits for its answer; any
-        other (an older server, a probe that only listens) is sent the whole
-        table at once, as before.
+        So has one whose mark we hold. Our link asks only such a neighbour,
+        and waits for its answer; any other (an older server, a probe that
+        only listens) is sent the whole table at once, as before.
         """
-        return peer in self._askers
+        # A neighbour that has sent us a mark (even one journaled before our
+        # restart) has asked us before: a restarted server need not wait for
+        # its link to ask again before asking it.
+        return peer in self._askers or peer in self._marks
 
     def restore(self, mark: Mark) -> None:
         """Take a mark read back from the journal."""

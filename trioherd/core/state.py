@@ -40,6 +40,9 @@ from trioherd.core.table import LocationTable
 #: The most AT lines an outbox hands out at once: a resync of a large table
 #: goes out in pieces instead of one huge buffer.
 BATCH_RECORDS = 1024
+#: A neighbour that floods to us is sent a mark at least every this many
+#: stores, even when it is owed no record (see ServerState._keep_level).
+MARK_EVERY = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +74,7 @@ class Outbox:
     never grow past the table.
     """
 
-    __slots__ = ("_mark_due", "_pending", "marking")
+    __slots__ = ("_mark_due", "_pending", "marked", "marking")
 
     def __init__(self) -> None:
         self._pending: dict[bytes, None] = {}
@@ -79,6 +82,8 @@ class Outbox:
         self.marking = False
         # A resync that owed nothing still owes the neighbour a mark.
         self._mark_due = False
+        #: The sequence number of the last mark handed out.
+        self.marked = 0
 
     def __len__(self) -> int:
         return len(self._pending) + self._mark_due
@@ -98,6 +103,10 @@ class Outbox:
         """
         self.marking = self._mark_due = marking
 
+    def mark_due(self) -> None:
+        """Owe the neighbour a mark, even with no record to send."""
+        self._mark_due = True
+
     def take(self, table: LocationTable, limit: int = BATCH_RECORDS) -> bytes:
         """Up to ``limit`` owed records as AT lines, each ending in ``\\n``."""
         batch = list(itertools.islice(self._pending, limit))
@@ -111,6 +120,7 @@ class Outbox:
         if self.marking and (lines or self._mark_due) and not self._pending:
             lines.append(mark_line(table))
             self._mark_due = False
+            self.marked = table.seq
         return b"".join(lines)
 
 
@@ -253,7 +263,9 @@ class ServerState:
         self.counters.lines_at += 1
         if line.startswith(b"MARK"):
             return None if self.marks.receive(peer, line.split()) else invalid(line)
-        if line.split() == [b"RESUME"]:
+        # (Split only a line that may be one: the rest are AT lines, a
+        # million of them in a resync.)
+        if b"RESUME" in line and line.split() == [b"RESUME"]:
             return self.marks.resume_reply(peer)
         at = parse_at(line)
         if at is None or self._too_far_ahead(at.client_time_ns, received_ns):
@@ -262,7 +274,18 @@ class ServerState:
         if self.table.offer(at, from_client=False):
             self.counters.observe_flood(at, received_ns)
             self._flood(at, source=peer)
+            self._keep_level(peer)
         return None
+
+    def _keep_level(self, peer: str) -> None:
+        # What a neighbour floods to us is never owed back to it, so a
+        # neighbour that only floods to us (a leaf, or one filling our
+        # table) would never be sent a mark past it, and after our restart
+        # would be resent all it gave us. Now and then, tell it we are level.
+        outbox = self._outboxes[peer]
+        if outbox.marking and not outbox and self.table.seq - outbox.marked >= MARK_EVERY:
+            outbox.mark_due()
+            self._flooded[peer] = None
 
     def _flood(self, at: At, source: str | None) -> None:
         table = self.table

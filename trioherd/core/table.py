@@ -35,7 +35,9 @@ class LocationTable:
     :attr:`epoch`, random per table), and the records are kept in the order
     of their last store, so "what changed since sequence number N" is a walk
     back from the newest record (:meth:`clients_since`): how a neighbour that
-    was away is sent only the difference (core/resume.py).
+    was away is sent only the difference (core/resume.py). A server with a
+    state directory journals both, and a restart takes up the same life
+    (trioherd/durable.py), so its neighbours' marks stay good.
     """
 
     __slots__ = ("_records", "epoch", "evicted", "last_evicted", "max_clients", "on_store", "seq")
@@ -79,6 +81,13 @@ class LocationTable:
         copy is one C-level call, which the GIL does not interleave.
         """
         return [record[1] for record in list(self._records.values())]
+
+    def numbered_lines(self) -> list[tuple[bytes, int]]:
+        """Every stored AT line with its sequence number, oldest store first.
+
+        Thread-safe as :meth:`lines` is (a journal snapshot).
+        """
+        return [(record[1], record[2]) for record in list(self._records.values())]
 
     def line(self, client_id: bytes) -> bytes | None:
         """The stored AT line for ``client_id``, if any."""
