@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import ssl
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -26,7 +27,7 @@ from trioherd.core.places import (
     metres,
     parse_places_answer,
 )
-from trioherd.offline.cache import load_index
+from trioherd.offline.cache import LOADING_NOTE, load_index, ready_note
 from trioherd.offline.google import nearby_response
 from trioherd.offline.index import PlaceIndex
 from trioherd.options import PlacesOptions
@@ -34,6 +35,10 @@ from trioherd.options import PlacesOptions
 # As trioherd.places: httpx logs request URLs at INFO, and they hold the key.
 for _name in ("httpx", "httpcore"):
     logging.getLogger(_name).setLevel(logging.WARNING)
+
+
+def _ignore(note: str) -> None:
+    pass
 
 
 class OfflinePlaces:
@@ -45,10 +50,19 @@ class OfflinePlaces:
         self._index: PlaceIndex | None = None
         self._lock = anyio.Lock()
 
-    async def warm_up(self) -> None:
-        """Load the index now rather than at the first WHATSAT; failures wait for it."""
-        with contextlib.suppress(Exception):
-            await self._load()
+    async def warm_up(self, note: Callable[[str], None] = _ignore) -> None:
+        """Load the index now rather than at the first WHATSAT; failures wait for it.
+
+        ``note`` is told when the load starts and how it ended.
+        """
+        note(LOADING_NOTE)
+        started = time.monotonic()
+        try:
+            index = await self._load()
+        except Exception as exc:
+            note(f"offline places index failed to load: {exc}; WHATSATs will try again")
+        else:
+            note(ready_note(index, time.monotonic() - started))
 
     async def _load(self) -> PlaceIndex:
         if self._index is None:

@@ -29,6 +29,7 @@ from bench.anyio_herd.peers import PeerLink
 from bench.anyio_herd.stream import accept, cause, close, receive
 from trioherd.core.connection import Connection, Exchange
 from trioherd.core.framing import DEFAULT_MAX_LINE
+from trioherd.core.limits import DEFAULT_LIMITS, SEND_BUFFER, Admission, Limits
 from trioherd.core.places import PlacesQuery, PlacesSource
 from trioherd.core.state import ServerState
 from trioherd.logs import LineLog
@@ -48,6 +49,8 @@ class HerdServer:
         log: the server's logger.
         lines: where every line in and out is logged.
         max_line: the longest line accepted from a connection.
+        limits: bounds on what clients may cost the server.
+        secret: the herd secret peer links must prove they know, if any.
     """
 
     def __init__(
@@ -59,9 +62,12 @@ class HerdServer:
         lines: LineLog,
         *,
         max_line: int = DEFAULT_MAX_LINE,
+        limits: Limits = DEFAULT_LIMITS,
+        secret: bytes | None = None,
     ) -> None:
         self.name = name
-        self.state = ServerState(name, peers)
+        self.state = ServerState(name, peers, limits=limits, secret=secret)
+        self.admission = Admission(limits)
         self.places = places
         self.log = log
         self.lines = lines
@@ -73,10 +79,16 @@ class HerdServer:
         self._stop = anyio.Event()
         self._idle_reads: set[anyio.CancelScope] = set()
         self._warned_cannot_accept = -math.inf
+        self._warned_refused = -math.inf
 
     def stop(self) -> None:
         """Begin a graceful shutdown; :meth:`run` returns when it is done."""
         self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        """Whether a shutdown has begun (no new connections are accepted)."""
+        return self._stop.is_set()
 
     async def run(
         self,
@@ -114,7 +126,26 @@ class HerdServer:
     async def _accept(self, listener: SocketListener, connections: TaskGroup) -> None:
         while True:
             stream = await accept(listener, self._cannot_accept)
-            connections.start_soon(self._serve_connection, stream)
+            address = _address(stream)
+            refused = self.admission.admit(address[0])
+            if refused is None:
+                connections.start_soon(self._serve_connection, stream, address)
+            else:
+                # Closed at once, and accepting goes on: a cap must
+                # never stall the listener for everyone else.
+                await close(stream)
+                self._refuse(address, refused)
+
+    def _refuse(self, address: tuple[str, int], reason: str) -> None:
+        now = anyio.current_time()
+        if now - self._warned_refused >= 1.0:
+            self._warned_refused = now
+            self.log.warning(
+                "refused a connection from %s:%d: %s (%d refused so far)",
+                *address,
+                reason,
+                self.admission.refused,
+            )
 
     def _cannot_accept(self, exc: OSError) -> None:
         # Retried every 0.1 s while it lasts: said once a second at most.
@@ -123,31 +154,45 @@ class HerdServer:
             self._warned_cannot_accept = now
             self.log.warning("cannot accept: %s; accepting again in a moment", exc.strerror)
 
-    async def _serve_connection(self, stream: SocketStream) -> None:
-        conn = f"conn {next(self._connection_ids)} {_address(stream)}"
+    async def _serve_connection(self, stream: SocketStream, address: tuple[str, int]) -> None:
+        conn = f"conn {next(self._connection_ids)} {address[0]}:{address[1]}"
+        self.state.counters.connections_opened += 1
         self.log.info("%s: accepted", conn)
         try:
             try:
+                # Through anyio's attribute: on asyncio the transport's socket.
+                sock = stream.extra(SocketAttribute.raw_socket)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
                 await self._converse(stream, conn)
             finally:
+                self.state.counters.connections_closed += 1
                 await close(stream)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
             self.log.info("%s: dropped: %s", conn, cause(exc))
         except Exception:
             # A bug must cost one connection, never the server.
             self.log.exception("%s: internal error, connection closed", conn)
+        finally:
+            self.admission.release(address[0])
 
     async def _converse(self, stream: SocketStream, conn: str) -> None:
-        connection = Connection(self.state, self.max_line)
+        connection = Connection(self.state, self.max_line, opened_ns=time.time_ns())
         # As in trio: shutdown cancels this scope only while the task waits
-        # for a read, never in the middle of an answer.
+        # for a read, never in the middle of an answer; its deadline, set
+        # only around a read, is the idle timeout or the line's.
+        why = ""
         with anyio.CancelScope() as idle:
             while not self._stop.is_set():
+                timeout = connection.read_timeout(time.time_ns())
+                if timeout is not None:
+                    idle.deadline = anyio.current_time() + timeout[0]
+                    why = timeout[1]
                 self._idle_reads.add(idle)
                 try:
                     data = await receive(stream)
                 finally:
                     self._idle_reads.discard(idle)
+                    idle.deadline = math.inf
                 if idle.cancel_called:
                     # Shutdown came as the read completed: too late for it.
                     break
@@ -156,6 +201,8 @@ class HerdServer:
                     await self._answer(stream, conn, exchange)
                 if connection.finished:
                     break
+        if idle.cancel_called and not self._stop.is_set():
+            self.log.info("%s: %s, closing", conn, why)
         if connection.peer is not None:
             self.log.info("%s: link from %s closed", conn, connection.peer)
         else:
@@ -181,10 +228,10 @@ class HerdServer:
         places_problem(self.log, exchange.answer(slot, await self.places.nearby(query)))
 
 
-def _address(stream: SocketStream) -> str:
+def _address(stream: SocketStream) -> tuple[str, int]:
     # anyio hands over a stream, not the address accept() returned: ask again.
     try:
         host, port, *_ = stream.extra(SocketAttribute.raw_socket).getpeername()
     except OSError:
-        return "?"
-    return f"{host}:{port}"
+        return ("?", 0)
+    return host, port
