@@ -33,6 +33,17 @@ IMPLEMENTATIONS = [
 CLI_IMPLEMENTATIONS = [i for i in IMPLEMENTATIONS if i != "bench.anyio_herd --backend asyncio"]
 
 
+def with_anyio_on(backend: str) -> list[str]:
+    """:data:`IMPLEMENTATIONS` with the anyio herd on ``backend`` only.
+
+    For the tests that take seconds per run (attacks, log files): the anyio
+    herd's code is one for both backends, so such a test runs it on one,
+    and the tests share the backends out between them. Use it as
+    ``@pytest.mark.parametrize("implementation", with_anyio_on("trio"))``.
+    """
+    return [i for i in IMPLEMENTATIONS if "anyio" not in i or i.endswith(f"--backend {backend}")]
+
+
 def command(implementation: str) -> list[str]:
     """The words after ``python`` that run ``implementation``."""
     return ["-m", *implementation.split()]
