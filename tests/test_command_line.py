@@ -7,11 +7,13 @@ import re
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import trio
 
+import bench.anyio_herd.cli
 import bench.asyncio_herd.cli
 import bench.asyncio_herd.places
 import trioherd.cli
@@ -143,8 +145,15 @@ def test_the_asyncio_herd_says_so_too() -> None:
     assert READY.fullmatch(notes[1]), notes
 
 
+@pytest.mark.parametrize(
+    ("main", "prog"),
+    [(trioherd.cli.main, "trioherd"), (bench.anyio_herd.cli.main, "python -m bench.anyio_herd")],
+)
 def test_a_metrics_port_in_use_is_a_one_line_error(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    main: Callable[[list[str]], int],
+    prog: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     config = tmp_path / "herd.toml"
     config.write_text("[servers.Hill]\nport = 0\n")
@@ -152,7 +161,7 @@ def test_a_metrics_port_in_use_is_a_one_line_error(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        status = trioherd.cli.main(
+        status = main(
             [
                 "Hill",
                 "--config",
@@ -167,5 +176,5 @@ def test_a_metrics_port_in_use_is_a_one_line_error(
         )
     assert status == 1
     assert capsys.readouterr().err.endswith(
-        f"trioherd: error: cannot listen on 127.0.0.1:{port}: address already in use\n"
+        f"{prog}: error: cannot listen on 127.0.0.1:{port}: address already in use\n"
     )

@@ -1,6 +1,6 @@
 """Durable state: a server's journal on disk, written by a thread.
 
-Used by both herds (trio and asyncio): nothing here touches an event loop.
+Used by every herd (trio, asyncio, anyio): nothing here touches an event loop.
 The division of work is Redis's ``appendfsync everysec``:
 
 * the event loop collects what the state stores (the table's ``on_store``

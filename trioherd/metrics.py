@@ -92,7 +92,7 @@ class MetricsBoard:
     """Everything one process's metrics endpoint reports.
 
     Args:
-        implementation: ``trio`` or ``asyncio``, for ``trioherd_build_info``.
+        implementation: ``trio``, ``asyncio``, ``anyio-trio``...: for ``trioherd_build_info``.
         places: the metered Places source, if there is one.
         dropped_log_records: how many log records the log writer has
             dropped so far (:meth:`trioherd.logs.HerdLogs.dropped_records`:

@@ -172,14 +172,13 @@ def build_parser(prog: str, implementation: str) -> OneLineParser:
         metavar="N",
         help=f"rotated files kept, NAME.log.1 the newest (default: {DEFAULT_BACKUPS})",
     )
-    if implementation != "anyio":
-        parser.add_argument(
-            "--state-dir",
-            type=Path,
-            metavar="DIR",
-            help="keep each server's table in DIR/NAME.journal, synced every second, and "
-            "load it at start (default: memory only; the TOML key state_dir sets it too)",
-        )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        metavar="DIR",
+        help="keep each server's table in DIR/NAME.journal, synced every second, and "
+        "load it at start (default: memory only; the TOML key state_dir sets it too)",
+    )
     parser.add_argument(
         "--max-line",
         type=int,
@@ -191,43 +190,40 @@ def build_parser(prog: str, implementation: str) -> OneLineParser:
         parser.add_argument(
             "--uvloop", action="store_true", help="run the asyncio event loop on uvloop"
         )
-    # The anyio herd serves no metrics (yet): it takes no metrics options.
-    if implementation != "anyio":
-        metrics = parser.add_argument_group(
-            "metrics",
-            "With --metrics-port, the process answers HTTP GET /metrics (Prometheus text: "
-            "connections, lines, replies, table size, links, flood lag, Places requests) and "
-            "/healthz (JSON: listening, links up; 200, or 503 while starting or stopping).",
-        )
-        metrics.add_argument(
-            "--metrics-port",
-            type=int,
-            metavar="PORT",
-            help="serve /metrics and /healthz on this port (0: any; default: no metrics)",
-        )
-        metrics.add_argument(
-            "--metrics-host",
-            default="127.0.0.1",
-            metavar="HOST",
-            help="address for --metrics-port (default 127.0.0.1; 0.0.0.0 for a scraper elsewhere)",
-        )
+    metrics = parser.add_argument_group(
+        "metrics",
+        "With --metrics-port, the process answers HTTP GET /metrics (Prometheus text: "
+        "connections, lines, replies, table size, links, flood lag, Places requests) and "
+        "/healthz (JSON: listening, links up; 200, or 503 while starting or stopping).",
+    )
+    metrics.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve /metrics and /healthz on this port (0: any; default: no metrics)",
+    )
+    metrics.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="address for --metrics-port (default 127.0.0.1; 0.0.0.0 for a scraper elsewhere)",
+    )
     if implementation == "anyio":
         parser.add_argument(
             "--backend",
             choices=("trio", "asyncio"),
             help="anyio's event loop (default: trio; asyncio with --uvloop)",
         )
-    # The anyio herd carries neither the herd secret's handshake, nor the
-    # connection limits, nor durable state (bench/anyio_herd/NOTES.md): it
-    # takes none of their options rather than ignore them.
+    parser.add_argument(
+        "--herd-secret-file",
+        type=Path,
+        metavar="FILE",
+        help="peer links must prove they know the secret in FILE (at least "
+        f"{MIN_SECRET} bytes); without one, any process may join the herd",
+    )
+    # The anyio herd has no TLS (bench/anyio_herd/NOTES.md): it takes none of
+    # its options rather than ignore them.
     if implementation != "anyio":
-        parser.add_argument(
-            "--herd-secret-file",
-            type=Path,
-            metavar="FILE",
-            help="peer links must prove they know the secret in FILE (at least "
-            f"{MIN_SECRET} bytes); without one, any process may join the herd",
-        )
         tls = parser.add_argument_group(
             "TLS",
             "Optional, off by default (the course's herd speaks plain text). The TOML "
@@ -250,52 +246,52 @@ def build_parser(prog: str, implementation: str) -> OneLineParser:
             help="links to neighbours speak TLS and accept only a certificate that "
             "chains to a CA in FILE and names the neighbour's configured host",
         )
-        limits = parser.add_argument_group(
-            "limits", "bounds on what a client may cost a server; 0 turns a bound off"
-        )
-        limits.add_argument(
-            "--idle-timeout",
-            type=float,
-            default=DEFAULT_IDLE_TIMEOUT,
-            metavar="SECONDS",
-            help=f"close a client connection silent this long (default {DEFAULT_IDLE_TIMEOUT:g})",
-        )
-        limits.add_argument(
-            "--line-timeout",
-            type=float,
-            default=DEFAULT_LINE_TIMEOUT,
-            metavar="SECONDS",
-            help="close a client connection that takes longer to finish a line it has "
-            f"started (default {DEFAULT_LINE_TIMEOUT:g})",
-        )
-        limits.add_argument(
-            "--max-connections",
-            type=int,
-            metavar="N",
-            help="connections open at once (default: 90%% of the descriptor limit)",
-        )
-        limits.add_argument(
-            "--max-connections-per-address",
-            type=int,
-            metavar="N",
-            help="connections open at once from one address (default: --max-connections)",
-        )
-        limits.add_argument(
-            "--max-clients",
-            type=int,
-            default=DEFAULT_MAX_CLIENTS,
-            metavar="N",
-            help="clients stored; past it the least recently updated is forgotten "
-            f"(default {DEFAULT_MAX_CLIENTS})",
-        )
-        limits.add_argument(
-            "--max-future",
-            type=float,
-            default=DEFAULT_MAX_FUTURE,
-            metavar="SECONDS",
-            help="an IAMAT time further ahead of the server's clock is an invalid "
-            f"command (default {DEFAULT_MAX_FUTURE:g})",
-        )
+    limits = parser.add_argument_group(
+        "limits", "bounds on what a client may cost a server; 0 turns a bound off"
+    )
+    limits.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=DEFAULT_IDLE_TIMEOUT,
+        metavar="SECONDS",
+        help=f"close a client connection silent this long (default {DEFAULT_IDLE_TIMEOUT:g})",
+    )
+    limits.add_argument(
+        "--line-timeout",
+        type=float,
+        default=DEFAULT_LINE_TIMEOUT,
+        metavar="SECONDS",
+        help="close a client connection that takes longer to finish a line it has "
+        f"started (default {DEFAULT_LINE_TIMEOUT:g})",
+    )
+    limits.add_argument(
+        "--max-connections",
+        type=int,
+        metavar="N",
+        help="connections open at once (default: 90%% of the descriptor limit)",
+    )
+    limits.add_argument(
+        "--max-connections-per-address",
+        type=int,
+        metavar="N",
+        help="connections open at once from one address (default: --max-connections)",
+    )
+    limits.add_argument(
+        "--max-clients",
+        type=int,
+        default=DEFAULT_MAX_CLIENTS,
+        metavar="N",
+        help="clients stored; past it the least recently updated is forgotten "
+        f"(default {DEFAULT_MAX_CLIENTS})",
+    )
+    limits.add_argument(
+        "--max-future",
+        type=float,
+        default=DEFAULT_MAX_FUTURE,
+        metavar="SECONDS",
+        help="an IAMAT time further ahead of the server's clock is an invalid "
+        f"command (default {DEFAULT_MAX_FUTURE:g})",
+    )
     places = parser.add_argument_group(
         "places",
         f"WHATSAT asks Google's Nearby Search when ${KEY_VARIABLE} or --places-key-file "
@@ -497,7 +493,7 @@ def parse_options(
         parser.error("--metrics-port must be a port number (0-65535)")
     places = _places_options(parser, args, environ)
     state_dir = getattr(args, "state_dir", None)
-    if state_dir is None and herd.state_dir is not None and implementation != "anyio":
+    if state_dir is None and herd.state_dir is not None:
         # In the TOML, a relative directory is relative to the file.
         assert args.config is not None
         state_dir = args.config.parent / herd.state_dir
@@ -518,8 +514,8 @@ def parse_options(
         uvloop=uvloop,
         metrics=None if metrics_port is None else (args.metrics_host, metrics_port),
         state_dir=state_dir,
-        limits=_limits(parser, args) if implementation != "anyio" else DEFAULT_LIMITS,
-        herd_secret=_herd_secret(parser, secret_file) if implementation != "anyio" else None,
+        limits=_limits(parser, args),
+        herd_secret=_herd_secret(parser, secret_file),
         backend=backend,
         tls=_tls(parser, args, herd) if implementation != "anyio" else NO_TLS,
     )

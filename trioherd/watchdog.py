@@ -1,4 +1,4 @@
-"""What both herds do the same way around a shutdown, with no event loop.
+"""What every herd does the same way around a shutdown, with no event loop.
 
 A graceful stop gives answers in progress :data:`SHUTDOWN_GRACE` seconds;
 :func:`exit_after` is the backstop that holds even if the event loop is

@@ -13,8 +13,10 @@ import anyio
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from bench.anyio_herd.herd import RunningHerd, run_herd
+from bench.anyio_herd.metrics_server import serve_metrics
 from bench.anyio_herd.places import OfflinePlaces, open_places
-from trioherd.logs import HerdLogs
+from trioherd.logs import HerdLogs, note
+from trioherd.metrics import MeteredPlaces, MetricsBoard
 from trioherd.options import Options, exit_status, parse_options
 
 PROG = "python -m bench.anyio_herd"
@@ -54,9 +56,14 @@ async def serve(options: Options, logs: HerdLogs) -> None:
             places_server(options.places.local_server) as url,
             open_places(options.places, url) as places,
         ):
-            if isinstance(places, OfflinePlaces):
-                # Read the index while the herd starts, not at the first WHATSAT.
-                group.start_soon(places.warm_up)
+            offline = places if isinstance(places, OfflinePlaces) else None
+            board = None
+            if options.metrics is not None:
+                places = metered = MeteredPlaces(places)
+                board = MetricsBoard(f"anyio-{options.backend}", metered)
+                host, port = options.metrics
+                port = await group.start(serve_metrics, board, host, port)
+                print(f"Metrics on http://{host}:{port}/metrics", file=sys.stderr, flush=True)
             async with anyio.create_task_group() as herd_group:
                 running: RunningHerd = await herd_group.start(
                     partial(
@@ -66,14 +73,23 @@ async def serve(options: Options, logs: HerdLogs) -> None:
                         places,
                         logs,
                         max_line=options.max_line,
+                        state_dir=options.state_dir,
+                        limits=options.limits,
+                        secret=options.herd_secret,
                     )
                 )
+                if board is not None:
+                    board.servers = running.servers
                 for name, (host, port) in running.addresses.items():
                     print(
                         f"{name} listening on {host}:{port}, log {logs.log_dir / name}.log",
                         file=sys.stderr,
                         flush=True,
                     )
+                if offline is not None:
+                    # Read the index now, not at the first WHATSAT; not before
+                    # the servers listen, so a start that fails says only why.
+                    group.start_soon(offline.warm_up, partial(note, logs, options.names))
         # The herd has stopped: stop what was started beside it.
         group.cancel_scope.cancel()
 
@@ -83,7 +99,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = parse_options(argv, PROG, implementation="anyio")
     backend_options: dict[str, Any] = {"use_uvloop": True} if options.uvloop else {}
     try:
-        with HerdLogs(options.log_dir, options.names, level=options.log_level) as logs:
+        with HerdLogs(
+            options.log_dir,
+            options.names,
+            level=options.log_level,
+            max_bytes=options.log_max_bytes,
+            backups=options.log_backups,
+        ) as logs:
             anyio.run(
                 serve, options, logs, backend=options.backend, backend_options=backend_options
             )

@@ -28,7 +28,13 @@ import anyio.lowlevel
 from anyio.abc import SocketAttribute, SocketStream
 
 from bench.anyio_herd.stream import cause, close, receive, send_nowait
-from trioherd.core.link import CONNECT_TIMEOUT, LinkClosed, LinkProtocol, LinkRejected
+from trioherd.core.link import (
+    CONNECT_TIMEOUT,
+    HANDSHAKE_TIMEOUT,
+    LinkClosed,
+    LinkProtocol,
+    LinkRejected,
+)
 from trioherd.core.state import ServerState
 from trioherd.logs import LineLog
 
@@ -124,6 +130,7 @@ class PeerLink:
             try:
                 try:
                     await stream.send(protocol.connected())
+                    await self._handshake(stream)
                     self._socket = stream.extra(SocketAttribute.raw_socket)
                     async with anyio.create_task_group() as link:
                         link.start_soon(self._watch, stream)
@@ -148,6 +155,15 @@ class PeerLink:
         with anyio.move_on_after(CONNECT_TIMEOUT):
             return await anyio.connect_tcp(host, port)
         raise TimeoutError(f"no answer from {host}:{port} in {CONNECT_TIMEOUT:g} s")
+
+    async def _handshake(self, stream: SocketStream) -> None:
+        """Wait for the neighbour to prove it knows the herd secret, if there is one."""
+        with anyio.move_on_after(HANDSHAKE_TIMEOUT):
+            while self.protocol.handshaking:
+                for message in self.protocol.receive(await receive(stream)):
+                    self.log.warning("%s", message)
+            return
+        raise LinkRejected(f"no answer to the handshake in {HANDSHAKE_TIMEOUT:g} s")
 
     async def _send(self, stream: SocketStream) -> None:
         sock = stream.extra(SocketAttribute.raw_socket)

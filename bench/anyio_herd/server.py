@@ -16,6 +16,7 @@ as trio's lean ``accept_batch`` does, short of dropping to raw sockets.
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import time
 from collections.abc import Mapping, Sequence
@@ -27,6 +28,7 @@ from bench.anyio_herd.peers import PeerLink
 from bench.anyio_herd.stream import accept, cause, close, receive
 from trioherd.core.connection import Connection, Exchange
 from trioherd.core.framing import DEFAULT_MAX_LINE
+from trioherd.core.limits import DEFAULT_LIMITS, SEND_BUFFER, Limits
 from trioherd.core.places import PlacesSource
 from trioherd.core.state import ServerState
 from trioherd.logs import LineLog
@@ -39,9 +41,6 @@ SHUTDOWN_GRACE = 1.0
 
 class HerdServer(ServerBase[PeerLink]):
     """A herd server: the state, the connections and the peer links.
-
-    The limits and the herd secret are the defaults: this layer takes no
-    options for them (and does not yet enforce issue 12's limits).
 
     The arguments are :class:`~trioherd.server_base.ServerBase`'s (it makes
     the links).
@@ -56,17 +55,34 @@ class HerdServer(ServerBase[PeerLink]):
         lines: LineLog,
         *,
         max_line: int = DEFAULT_MAX_LINE,
+        limits: Limits = DEFAULT_LIMITS,
+        secret: bytes | None = None,
     ) -> None:
         def new_link(state: ServerState, peer: str, address: tuple[str, int]) -> PeerLink:
             return PeerLink(state, peer, address, log, lines)
 
-        super().__init__(name, peers, places, log, lines, new_link, max_line=max_line)
+        super().__init__(
+            name,
+            peers,
+            places,
+            log,
+            lines,
+            new_link,
+            max_line=max_line,
+            limits=limits,
+            secret=secret,
+        )
         self._stop = anyio.Event()
         self._idle_reads: set[anyio.CancelScope] = set()
 
     def stop(self) -> None:
         """Begin a graceful shutdown; :meth:`run` returns when it is done."""
         self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        """Whether a shutdown has begun (no new connections are accepted)."""
+        return self._stop.is_set()
 
     async def run(
         self,
@@ -104,33 +120,55 @@ class HerdServer(ServerBase[PeerLink]):
     async def _accept(self, listener: SocketListener, connections: TaskGroup) -> None:
         while True:
             stream = await accept(listener, self._cannot_accept)
-            connections.start_soon(self._serve_connection, stream)
+            address = _address(stream)
+            refused = self.admission.admit(address[0])
+            if refused is None:
+                connections.start_soon(self._serve_connection, stream, address)
+            else:
+                # Closed at once, and accepting goes on: a cap must
+                # never stall the listener for everyone else.
+                await close(stream)
+                self._refuse(f"{address[0]}:{address[1]}", refused)
 
-    async def _serve_connection(self, stream: SocketStream) -> None:
-        conn = self._connection_name(_address(stream))
+    async def _serve_connection(self, stream: SocketStream, address: tuple[str, int]) -> None:
+        conn = self._connection_name(f"{address[0]}:{address[1]}")
+        self.state.counters.connections_opened += 1
         self.log.info("%s: accepted", conn)
         try:
             try:
+                # Through anyio's attribute: on asyncio the transport's socket.
+                sock = stream.extra(SocketAttribute.raw_socket)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
                 await self._converse(stream, conn)
             finally:
+                self.state.counters.connections_closed += 1
                 await close(stream)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
             self.log.info("%s: dropped: %s", conn, cause(exc))
         except Exception:
             # A bug must cost one connection, never the server.
             self.log.exception("%s: internal error, connection closed", conn)
+        finally:
+            self.admission.release(address[0])
 
     async def _converse(self, stream: SocketStream, conn: str) -> None:
-        connection = Connection(self.state, self.max_line)
+        connection = Connection(self.state, self.max_line, opened_ns=time.time_ns())
         # As in trio: shutdown cancels this scope only while the task waits
-        # for a read, never in the middle of an answer.
+        # for a read, never in the middle of an answer; its deadline, set
+        # only around a read, is the idle timeout or the line's.
+        why = ""
         with anyio.CancelScope() as idle:
             while not self._stop.is_set():
+                timeout = connection.read_timeout(time.time_ns())
+                if timeout is not None:
+                    idle.deadline = anyio.current_time() + timeout[0]
+                    why = timeout[1]
                 self._idle_reads.add(idle)
                 try:
                     data = await receive(stream)
                 finally:
                     self._idle_reads.discard(idle)
+                    idle.deadline = math.inf
                 if idle.cancel_called:
                     # Shutdown came as the read completed: too late for it.
                     break
@@ -139,6 +177,8 @@ class HerdServer(ServerBase[PeerLink]):
                     await self._answer(stream, conn, exchange)
                 if connection.finished:
                     break
+        if idle.cancel_called and not self._stop.is_set():
+            self.log.info("%s: %s, closing", conn, why)
         if connection.peer is not None:
             self.log.info("%s: link from %s closed", conn, connection.peer)
         else:
@@ -161,10 +201,10 @@ class HerdServer(ServerBase[PeerLink]):
                 group.start_soon(self._ask_one, exchange, slot, query)
 
 
-def _address(stream: SocketStream) -> str:
+def _address(stream: SocketStream) -> tuple[str, int]:
     # anyio hands over a stream, not the address accept() returned: ask again.
     try:
         host, port, *_ = stream.extra(SocketAttribute.raw_socket).getpeername()
     except OSError:
-        return "?"
-    return f"{host}:{port}"
+        return ("?", 0)
+    return host, port

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from bench.procs import Herd
@@ -38,6 +39,17 @@ PER_LOOP = ["trioherd", "bench.asyncio_herd"]
 
 #: Those whose command line is tested.
 CLI_IMPLEMENTATIONS = PER_LOOP
+
+
+def with_anyio_on(backend: str, among: Sequence[str] = IMPLEMENTATIONS) -> list[str]:
+    """``among`` without the anyio herd, then the anyio herd on ``backend`` only.
+
+    For the tests that take seconds per run (attacks, log files): the anyio
+    herd's code is one for both backends, so such a test runs it on one,
+    and the tests share the backends out between them. Use it as
+    ``@pytest.mark.parametrize("implementation", with_anyio_on("trio"))``.
+    """
+    return [i for i in among if "anyio" not in i] + [f"bench.anyio_herd --backend {backend}"]
 
 
 def command(implementation: str) -> list[str]:

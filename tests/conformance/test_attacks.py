@@ -21,7 +21,7 @@ from bench.procs import Herd
 from trioherd.core.link import LinkProtocol
 from trioherd.core.state import ServerState
 
-from processes import PER_LOOP
+from processes import PER_LOOP, with_anyio_on
 from support import WAIT, eventually, talk, whatsat_line
 
 UCLA = b"+34.068930-118.445127"
@@ -42,22 +42,18 @@ def rss_bytes(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-@pytest.fixture(params=[*PER_LOOP, "bench.asyncio_herd.protocol"])
+ATTACKED = [*PER_LOOP, "bench.asyncio_herd.protocol"]
+
+
+@pytest.fixture(params=ATTACKED)
 def implementation(request: pytest.FixtureRequest) -> str:
     """One implementation per event loop, and the asyncio herd on protocols.
 
     The protocol variant keeps its own backpressure, timers and refusals
-    (bench/asyncio_herd/protocol.py), so it is attacked too; the anyio herd
-    has no limits yet (see :func:`_needs_hardening`).
+    (bench/asyncio_herd/protocol.py), so it is attacked too; tests that
+    take the anyio herd as well name it with :func:`with_anyio_on`.
     """
     return str(request.param)
-
-
-def _needs_hardening(herd: Herd) -> None:
-    # The anyio herd was built beside issue 12, not on it: it has no herd
-    # secret, timeouts or caps yet (bench/anyio_herd/NOTES.md).
-    if "anyio" in herd.label:
-        pytest.skip("the anyio herd has no limits or herd secret yet")
 
 
 async def stops_in_time(processes: Herd, name: str) -> float:
@@ -110,10 +106,10 @@ async def sockets() -> AsyncIterator[list[trio.socket.SocketType]]:
             sock.close()
 
 
+@pytest.mark.parametrize("implementation", with_anyio_on("asyncio", ATTACKED))
 async def test_pipelined_whatsats_never_read_cost_little_and_block_nobody(
     processes: Herd,
 ) -> None:
-    _needs_hardening(processes)
     await processes.start("Hill", "--log-level", "warning")
     hill = processes.address("Hill")
     pid = processes.servers["Hill"].pid
@@ -198,10 +194,10 @@ async def at_rest(pid: int) -> None:
     await eventually(resting, f"process {pid} to finish its work")
 
 
+@pytest.mark.parametrize("implementation", with_anyio_on("trio", ATTACKED))
 async def test_forged_and_replayed_peers_are_refused_with_a_secret(
     processes: Herd, tmp_path: Path
 ) -> None:
-    _needs_hardening(processes)
     if processes.label == "bench.asyncio_herd.protocol":
         pytest.skip("its peer links and handshake are those of bench.asyncio_herd")
     secret_file = tmp_path / "herd.secret"
@@ -280,10 +276,10 @@ async def test_the_table_stays_within_its_cap(processes: Herd) -> None:
     await stops_in_time(processes, "Hill")
 
 
+@pytest.mark.parametrize("implementation", with_anyio_on("asyncio", ATTACKED))
 async def test_idle_and_slow_clients_are_closed_at_their_timeouts(
     processes: Herd,
 ) -> None:
-    _needs_hardening(processes)
     await processes.start("Hill", "--idle-timeout", "0.5", "--line-timeout", "1")
     hill = processes.address("Hill")
     async with sockets() as held:
@@ -325,10 +321,10 @@ async def test_idle_and_slow_clients_are_closed_at_their_timeouts(
         await stops_in_time(processes, "Hill")
 
 
+@pytest.mark.parametrize("implementation", with_anyio_on("trio", ATTACKED))
 async def test_the_connection_caps_hold_and_another_address_is_served(
     processes: Herd,
 ) -> None:
-    _needs_hardening(processes)
     await processes.start("Hill", "--max-connections", "30", "--max-connections-per-address", "20")
     hill = processes.address("Hill")
     async with sockets() as held:

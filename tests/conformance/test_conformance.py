@@ -13,6 +13,7 @@ import time
 from functools import partial
 from pathlib import Path
 
+import pytest
 import trio
 
 from bench.procs import Herd
@@ -159,6 +160,21 @@ async def test_killed_neighbour_catches_up_after_restart(processes: Herd) -> Non
         return "link to Smith" in log and "link from Smith accepted" in log
 
     await eventually(hill_logged_the_links, "Hill to log both links to Smith")
+
+
+@pytest.mark.parametrize("implementation", ["bench.anyio_herd --backend trio"])
+async def test_a_killed_server_keeps_its_table_in_its_state_dir(
+    processes: Herd, tmp_path: Path
+) -> None:
+    # trio and asyncio are proved by the fault harness (tests/bench/test_faults.py),
+    # whose kill loop costs a minute a herd; this checks the anyio herd's wiring.
+    state_dir = str(tmp_path / "state")
+    await processes.start("Hill", "--state-dir", state_dir)
+    hill = processes.address("Hill")
+    at = (await talk(hill, b"IAMAT kept +1+1 %s\n" % now())).rstrip(b"\n")
+    await processes.kill("Hill")
+    await processes.start("Hill", "--state-dir", state_dir)
+    assert await holds(hill, b"kept", at)
 
 
 async def test_out_of_descriptors_the_server_waits_and_serves_again(

@@ -12,7 +12,7 @@ import trio
 
 from bench.procs import Herd
 
-from processes import PER_LOOP
+from processes import PER_LOOP, with_anyio_on
 from support import WAIT, eventually
 
 
@@ -62,8 +62,8 @@ async def client(address: tuple[str, int], n: int, sent: list[bytes], got: list[
             got.append(reply)
 
 
+@pytest.mark.parametrize("implementation", with_anyio_on("trio", PER_LOOP))
 async def test_sigterm_under_load_loses_no_line(processes: Herd) -> None:
-    _not_yet_on_anyio(processes)
     # Small files, so that the load also rotates them: no record may be
     # lost at a rotation either.
     await processes.start("Hill", "--log-max-bytes", "30000", "--log-backups", "1000")
@@ -98,18 +98,20 @@ async def test_sigterm_under_load_loses_no_line(processes: Herd) -> None:
     assert any(b"NOTICE received SIGTERM" in r for r in records)
 
 
+@pytest.mark.parametrize("implementation", with_anyio_on("asyncio", PER_LOOP))
 async def test_sighup_reopens_a_moved_log(processes: Herd) -> None:
-    _not_yet_on_anyio(processes)
     # At warning: line records are off, start, reopen and stop lines are not.
     await processes.start("Hill", "--log-level", "warning")
     log = processes.log_dir / "Hill.log"
     moved = processes.log_dir / "Hill.log.moved"
 
     async def started() -> bool:
-        # The offline index loads beside the listener and says so when it
-        # is ready: wait for that too, or its note may land in the new log.
+        # And the offline index's last note (ready, or failed) is written,
+        # so the reopened log's first record is the reopen's own.
         text = log.read_bytes() if log.exists() else b""
-        return b"NOTICE Hill listening on" in text and b"NOTICE offline places index " in text
+        return b"NOTICE Hill listening on" in text and (
+            b"offline places index ready" in text or b"index failed to load" in text
+        )
 
     await eventually(started, "the start line and the index's note")
     log.rename(moved)
@@ -127,10 +129,3 @@ async def test_sighup_reopens_a_moved_log(processes: Herd) -> None:
     assert records[0].endswith(b"NOTICE received SIGHUP: log reopened")
     assert b"NOTICE received SIGTERM: stopping" in records[1]
     assert records[-1].endswith(b"NOTICE log closed")
-
-
-def _not_yet_on_anyio(processes: Herd) -> None:
-    # The anyio herd was rebased onto the line log last: it does not yet
-    # reopen its log on SIGHUP nor drain it under load at SIGTERM.
-    if "anyio_herd" in " ".join(processes.command):
-        pytest.xfail("SIGHUP reopen and the stop-time drain are not in bench/anyio_herd yet")
