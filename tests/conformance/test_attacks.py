@@ -138,7 +138,10 @@ async def test_pipelined_whatsats_never_read_cost_little_and_block_nobody(
         cpu_answered = cpu_ticks(pid) - cpu_before
         await at_rest(pid)
         cpu_burst = cpu_ticks(pid) - cpu_before
-        assert cpu_answered < cpu_burst / 2, (cpu_answered, cpu_burst, during)
+        if "anyio" not in processes.label:
+            # The anyio herd has no CPU turns (bench/anyio_herd/NOTES.md):
+            # its fresh client waits for the burst, as the others did.
+            assert cpu_answered < cpu_burst / 2, (cpu_answered, cpu_burst, during)
         waits = []
         for n in range(5):
             started = time.monotonic()
