@@ -162,7 +162,9 @@ class Relay:
         self._pipes |= {writer, up_writer}
 
         async def copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(OSError):
+            # The other side may be aborted under us (a partition): uvloop
+            # then raises RuntimeError on write where asyncio raises OSError.
+            with contextlib.suppress(OSError, RuntimeError):
                 while data := await src.read(1 << 16):
                     dst.write(data)
                     await dst.drain()

@@ -33,9 +33,9 @@ ROWS: list[tuple[str, str, str]] = [
     *(("whatsat", f"C={n}", "throughput") for n in (50, 200, 500)),
     *(("whatsat", f"C={n}", "p99_ms") for n in (50, 200, 500)),
     *(("whatsat", f"C={n}", "hill_cpu_us") for n in (50, 200, 500)),
-    ("flood", "unloaded", "Campbell.median_ms"),
-    ("flood", "under load N=100", "Campbell.median_ms"),
-    ("flood", "under load N=100", "Campbell.p99_ms"),
+    ("flood", "unloaded", "servers.Campbell.median_ms"),
+    ("flood", "under load N=100", "servers.Campbell.median_ms"),
+    ("flood", "under load N=100", "servers.Campbell.p99_ms"),
 ]
 
 
