@@ -92,6 +92,26 @@ def table(runs: Sequence[Mapping[str, Any]], impls: Sequence[str], baseline: str
     return "\n".join(lines)
 
 
+#: The cases :func:`pairs` compares: (workload, case, metric path).
+PAIR_ROWS: list[tuple[str, str, str]] = [
+    *(("iamat", "N=100", m) for m in ("throughput", "p99_ms", "hill_cpu_us", "herd_cpu_us")),
+    *(("whatsat", "C=200", m) for m in ("throughput", "p99_ms", "hill_cpu_us")),
+]
+
+
+def pairs(runs: Sequence[Mapping[str, Any]], wanted: Sequence[tuple[str, str]]) -> str:
+    """A/B per round, median (range), for each pair and each of :data:`PAIR_ROWS`."""
+    lines = ["| A / B | workload | case | metric | A/B |", "| --- | --- | --- | --- | --- |"]
+    for a, b in wanted:
+        for workload, case, path in PAIR_ROWS:
+            found = rounds_by_impl(runs, workload, case, path)
+            if a in found and b in found:
+                label, better = _label(workload, path)
+                spread = ratio_spread(found[a], found[b])
+                lines.append(f"| {a} / {b} | {workload} | {case} | {label} {better} | {spread} |")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.figures",
@@ -104,6 +124,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="trio,asyncio,uvloop,asyncio-protocol,anyio-trio,anyio-asyncio",
         help="comma-separated implementations, trio first (default: %(default)s)",
     )
+    parser.add_argument(
+        "--pairs",
+        metavar="A/B,...",
+        help="instead of the table, A's figure over B's per round for these pairs "
+        "(e.g. trio+logs/trio), at IAMAT N=100 and WHATSAT C=200",
+    )
     args = parser.parse_args(argv)
     try:
         document = json.loads(args.results.read_text())
@@ -115,7 +141,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"From {args.results} ({document['meta']['started']}, rounds: "
         f"{document['settings'].get('rounds', 1)}). Higher is better where {HIGHER}.\n"
     )
-    print(table(document["runs"], impls))
+    if args.pairs:
+        wanted = [tuple(p.split("/", 1)) for p in args.pairs.split(",") if "/" in p]
+        print(pairs(document["runs"], [(a, b) for a, b in wanted]))
+    else:
+        print(table(document["runs"], impls))
     return 0
 
 

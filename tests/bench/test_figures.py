@@ -26,5 +26,7 @@ def test_the_command_prints_a_table_and_refuses_a_missing_file(capsys, tmp_path)
     out = capsys.readouterr().out
     assert "| iamat | N=100 | req/s ↑ |" in out
     assert "trio/asyncio" in out
+    assert main([str(RESULTS), "--pairs", "trio+logs/trio"]) == 0
+    assert "| trio+logs / trio | iamat | N=100 | req/s ↑ |" in capsys.readouterr().out
     assert main([str(tmp_path / "none.json")]) == 2
     assert "cannot read" in capsys.readouterr().err
