@@ -24,7 +24,7 @@ def _wake_only(self: peers.PeerLink) -> None:
 
 
 if __name__ == "__main__":
-    peers.PeerLink.push = _wake_only  # type: ignore[method-assign]
+    peers.PeerLink.push = _wake_only  # type: ignore[method-assign,assignment]
     from trioherd.cli import main
 
     sys.exit(main())

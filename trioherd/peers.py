@@ -34,10 +34,11 @@ from trioherd.core.link import (
 )
 from trioherd.core.state import ServerState
 from trioherd.logs import LineLog
+from trioherd.serving import LinkBase
 from trioherd.stream import LEAN_STREAMS, HerdStream, StreamFactory, close_stream
 
 
-class PeerLink:
+class PeerLink(LinkBase[trio.Event]):
     """The sender of location updates to one neighbour.
 
     Args:
@@ -76,39 +77,12 @@ class PeerLink:
         """Whether the link is up."""
         return self._stream is not None
 
-    def retry_now(self) -> None:
-        """Cut the current backoff short: the neighbour is evidently up."""
-        self._retry.set()
-
-    def wake(self) -> None:
-        """Have the sender send what the link owes when it next runs (if the link is up)."""
-        if self.connected:
-            self._ready.set()
-
-    def push(self) -> int | None:
-        """A first hop was queued: wake the sender; the mark the reply waits for.
-
-        ``None`` when the reply need not wait (the link is down or not ready).
-        """
-        if self._stream is None:
-            return None
-        mark = self.protocol.hand_over()
-        if mark is not None:
-            self._ready.set()
-        return mark
-
     async def flushed(self, mark: int) -> None:
         """Wait until what was queued up to ``mark`` is on the wire (or given up)."""
         while self.protocol.on_wire < mark:
             await self._waiting.park()
 
-    def _written(self, taken: int) -> None:
-        self.protocol.written(taken)
-        if self._waiting:
-            self._waiting.unpark_all()
-
-    def _release(self) -> None:
-        self.protocol.release()
+    def _wake_waiting(self) -> None:
         if self._waiting:
             self._waiting.unpark_all()
 

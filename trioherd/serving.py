@@ -17,6 +17,7 @@ from typing import Generic, Protocol, TypeVar
 
 from trioherd.core.config import BindError, HerdConfig
 from trioherd.core.connection import Exchange
+from trioherd.core.link import LinkProtocol
 from trioherd.logs import LineLog
 
 #: The listen backlog, as large as the kernel allows (trio's default too), so
@@ -131,6 +132,69 @@ class Link(Protocol):
 
 
 LinkT = TypeVar("LinkT", bound=Link)
+
+
+class _Flag(Protocol):
+    """What a link's wake-up events are on every loop: something to set."""
+
+    def set(self) -> None: ...
+
+
+FlagT = TypeVar("FlagT", bound=_Flag)
+
+
+class LinkBase(Generic[FlagT]):
+    """What every layer's outbound link does the same: wake, retry, hand over, release.
+
+    A layer's link sets :attr:`protocol`, its events ``_ready`` (the sender's
+    wake-up) and ``_retry`` (the backoff's), and says whether it is
+    :attr:`connected` and how it wakes the replies waiting for their first
+    hop (:meth:`_wake_waiting`).
+    """
+
+    protocol: LinkProtocol
+    _ready: FlagT
+    _retry: FlagT
+
+    @property
+    def connected(self) -> bool:
+        """Whether the link is up."""
+        raise NotImplementedError
+
+    def retry_now(self) -> None:
+        """Cut the current backoff short: the neighbour is evidently up."""
+        self._retry.set()
+
+    def wake(self) -> None:
+        """Have the sender send what the link owes when it next runs (if the link is up)."""
+        if self.connected:
+            self._ready.set()
+
+    def push(self) -> int | None:
+        """A first hop was queued: wake the sender; the mark the reply waits for.
+
+        ``None`` when the reply need not wait (the link is down or not ready).
+        """
+        if not self.connected:
+            return None
+        mark = self.protocol.hand_over()
+        if mark is not None:
+            self._ready.set()
+        return mark
+
+    def _written(self, taken: int) -> None:
+        """The sender wrote the batches taken up to ``taken``."""
+        self.protocol.written(taken)
+        self._wake_waiting()
+
+    def _release(self) -> None:
+        """Replies stop waiting for this link: it backed up, dropped or owes nothing."""
+        self.protocol.release()
+        self._wake_waiting()
+
+    def _wake_waiting(self) -> None:
+        """Let the replies waiting for a first hop look at ``protocol.on_wire`` again."""
+        raise NotImplementedError
 
 
 def begin_exchange(

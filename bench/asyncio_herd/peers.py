@@ -26,9 +26,10 @@ from trioherd.core.link import (
 )
 from trioherd.core.state import ServerState
 from trioherd.logs import LineLog
+from trioherd.serving import LinkBase
 
 
-class PeerLink:
+class PeerLink(LinkBase[asyncio.Event]):
     """The sender of location updates to one neighbour.
 
     Args:
@@ -67,27 +68,6 @@ class PeerLink:
         """Whether the link is up."""
         return self._writer is not None
 
-    def retry_now(self) -> None:
-        """Cut the current backoff short: the neighbour is evidently up."""
-        self._retry.set()
-
-    def wake(self) -> None:
-        """Have the sender send what the link owes when it next runs (if the link is up)."""
-        if self.connected:
-            self._ready.set()
-
-    def push(self) -> int | None:
-        """A first hop was queued: wake the sender; the mark the reply waits for.
-
-        ``None`` when the reply need not wait (the link is down or not ready).
-        """
-        if self._writer is None:
-            return None
-        mark = self.protocol.hand_over()
-        if mark is not None:
-            self._ready.set()
-        return mark
-
     def flushed_soon(self, mark: int) -> asyncio.Future[None] | None:
         """A future done once what was queued up to ``mark`` is on the wire.
 
@@ -103,14 +83,6 @@ class PeerLink:
         """Wait until what was queued up to ``mark`` is on the wire (or given up)."""
         while (waiter := self.flushed_soon(mark)) is not None:
             await waiter
-
-    def _written(self, taken: int) -> None:
-        self.protocol.written(taken)
-        self._wake_waiting()
-
-    def _release(self) -> None:
-        self.protocol.release()
-        self._wake_waiting()
 
     def _wake_waiting(self) -> None:
         waiting, self._waiting = self._waiting, []
