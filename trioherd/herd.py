@@ -31,7 +31,6 @@ from trioherd.logs import HerdLogs
 from trioherd.server import SHUTDOWN_GRACE, HerdServer
 from trioherd.serving import bind_herd
 from trioherd.stream import LEAN_STREAMS, StreamFactory
-from trioherd.watchdog import exit_after, open_door_warning
 
 #: What :func:`run_herd` reports once every server is listening.
 RunningHerd = serving.RunningHerd[HerdServer]
@@ -103,14 +102,13 @@ async def run_herd(
                 async with trio.open_nursery() as server_nursery:
                     for name, server in servers.items():
                         serving.announce(
-                            logs.lines(name),
+                            server,
                             name,
                             addresses[name],
                             herd[name].peers,
                             places.description,
+                            open_door=secret is None,
                         )
-                        if secret is None:
-                            logs.logger(name).warning("%s", open_door_warning(*addresses[name]))
                         await server_nursery.start(server.run, listeners[name])
                     task_status.started(running)
                 # Every server has stopped: nothing left to watch for.
@@ -119,12 +117,5 @@ async def run_herd(
 
 async def _watch_signals(running: RunningHerd, logs: HerdLogs, signals: AsyncIterator[int]) -> None:
     async for signum in signals:
-        if signum == signal.SIGHUP:
-            # logrotate has moved the files: write new ones at the old paths.
-            logs.reopen()
-            running.reopened_logs()
-            continue
-        # Whatever clients do, the process is gone soon after the grace.
-        exit_after(SHUTDOWN_GRACE + 0.5)
-        running.signalled(signum)
-        return
+        if running.on_signal(signum, logs, SHUTDOWN_GRACE):
+            return

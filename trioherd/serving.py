@@ -18,7 +18,8 @@ from typing import Generic, Protocol, TypeVar
 from trioherd.core.config import BindError, HerdConfig
 from trioherd.core.connection import Exchange
 from trioherd.core.link import LinkProtocol
-from trioherd.logs import LineLog
+from trioherd.logs import HerdLogs, LineLog
+from trioherd.watchdog import exit_after, open_door_warning
 
 #: The listen backlog, as large as the kernel allows (trio's default too), so
 #: every herd takes a burst of connections alike.
@@ -99,18 +100,43 @@ class RunningHerd(Generic[ServerT]):
         for server in self.servers.values():
             server.lines.notice("received SIGHUP: log reopened")
 
+    def on_signal(self, signum: int, logs: HerdLogs, grace: float) -> bool:
+        """What a caught signal does, on every loop; whether the herd now stops.
+
+        SIGHUP reopens the log files (logrotate has moved them). Any other
+        signal stops every server gracefully, and ends the process soon
+        after ``grace`` whatever clients do.
+        """
+        if signum == signal.SIGHUP:
+            logs.reopen()
+            self.reopened_logs()
+            return False
+        exit_after(grace + 0.5)
+        self.signalled(signum)
+        return True
+
 
 def announce(
-    lines: LineLog, name: str, address: tuple[str, int], peers: Sequence[str], places: str
+    server: Server,
+    name: str,
+    address: tuple[str, int],
+    peers: Sequence[str],
+    places: str,
+    *,
+    open_door: bool,
 ) -> None:
     """The server's first log line: where it listens, its neighbours, its Places source.
 
-    Written at every level: a log always shows when its server ran.
+    Written at every level: a log always shows when its server ran. With
+    ``open_door`` (no herd secret), a warning follows that anyone who can
+    reach the port may join the herd.
     """
     host, port = address
-    lines.notice(
+    server.lines.notice(
         f"{name} listening on {host}:{port}; peers {', '.join(peers) or 'none'}; places: {places}"
     )
+    if open_door:
+        server.log.warning("%s", open_door_warning(host, port))
 
 
 class Link(Protocol):

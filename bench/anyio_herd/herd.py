@@ -30,7 +30,6 @@ from trioherd.core.limits import DEFAULT_LIMITS, Limits
 from trioherd.core.places import PlacesSource
 from trioherd.durable import journaling
 from trioherd.logs import HerdLogs
-from trioherd.watchdog import exit_after, open_door_warning
 
 #: What :func:`run_herd` reports once every server is listening.
 RunningHerd = serving.RunningHerd[HerdServer]
@@ -87,14 +86,13 @@ async def run_herd(
                 async with anyio.create_task_group() as server_group:
                     for name, server in servers.items():
                         serving.announce(
-                            logs.lines(name),
+                            server,
                             name,
                             addresses[name],
                             herd[name].peers,
                             places.description,
+                            open_door=secret is None,
                         )
-                        if secret is None:
-                            logs.logger(name).warning("%s", open_door_warning(*addresses[name]))
                         await server_group.start(server.run, sockets[name])
                     task_status.started(running)
                 # Every server has stopped: nothing left to watch for.
@@ -105,12 +103,5 @@ async def _watch_signals(
     running: RunningHerd, logs: HerdLogs, signals: AsyncIterator[Signals]
 ) -> None:
     async for signum in signals:
-        if signum == signal.SIGHUP:
-            # logrotate has moved the files: write new ones at the old paths.
-            logs.reopen()
-            running.reopened_logs()
-            continue
-        # Whatever clients do, the process is gone soon after the grace.
-        exit_after(SHUTDOWN_GRACE + 0.5)
-        running.signalled(signum)
-        return
+        if running.on_signal(signum, logs, SHUTDOWN_GRACE):
+            return

@@ -26,7 +26,6 @@ from trioherd.core.tls import PLAIN, TlsContexts
 from trioherd.durable import journaling
 from trioherd.logs import HerdLogs
 from trioherd.serving import bind_herd
-from trioherd.watchdog import exit_after, open_door_warning
 
 #: What :func:`run_herd` reports once every server is listening.
 RunningHerd = serving.RunningHerd[HerdServer]
@@ -92,14 +91,13 @@ async def run_herd(
             async with asyncio.TaskGroup() as group:
                 for name, server in servers.items():
                     serving.announce(
-                        logs.lines(name),
+                        server,
                         name,
                         addresses[name],
                         herd[name].peers,
                         places.description,
+                        open_door=secret is None,
                     )
-                    if secret is None:
-                        logs.logger(name).warning("%s", open_door_warning(*addresses[name]))
                     ready = asyncio.Event()
                     group.create_task(server.run(sockets[name], ready.set))
                     await ready.wait()
@@ -130,17 +128,12 @@ class _SignalStop:
         self._caught: int | None = None
 
     def __call__(self, signum: int) -> None:
-        if signum == signal.SIGHUP:
+        if self._running is not None:
+            self._running.on_signal(signum, self._logs, SHUTDOWN_GRACE)
+        elif signum == signal.SIGHUP:
             self._logs.reopen()
-            if self._running is not None:
-                self._running.reopened_logs()
-            return
-        if self._running is None:
+        else:
             self._caught = signum
-            return
-        # Whatever clients do, the process is gone soon after the grace.
-        exit_after(SHUTDOWN_GRACE + 0.5)
-        self._running.signalled(signum)
 
     def serve(self, running: RunningHerd) -> None:
         """The herd is made: stop it if a signal came while it was being made."""
