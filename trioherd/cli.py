@@ -60,12 +60,7 @@ async def serve(options: Options, logs: HerdLogs, streams: StreamFactory = LEAN_
                 )
                 if board is not None:
                     board.servers = running.servers
-                for name, (host, port) in running.addresses.items():
-                    print(
-                        f"{name} listening on {host}:{port}, log {logs.log_dir / name}.log",
-                        file=sys.stderr,
-                        flush=True,
-                    )
+                running.say_listening(logs)
                 if offline is not None:
                     # Read the index now, not at the first WHATSAT; not before
                     # the servers listen, so a start that fails says only why.
@@ -90,13 +85,7 @@ def main(
     """
     options = parse_options(argv, prog)
     try:
-        with HerdLogs(
-            options.log_dir,
-            options.names,
-            level=options.log_level,
-            max_bytes=options.log_max_bytes,
-            backups=options.log_backups,
-        ) as logs:
+        with options.open_logs() as logs:
             trio.run(serve, options, logs, streams)
     except BaseException as exc:
         return exit_status(exc, prog)

@@ -32,7 +32,7 @@ from trioherd.core.limits import (
 )
 from trioherd.core.tls import NO_TLS, TlsError, TlsFiles
 from trioherd.durable import StateDirError
-from trioherd.logs import DEFAULT_BACKUPS, DEFAULT_MAX_BYTES, LogSetupError
+from trioherd.logs import DEFAULT_BACKUPS, DEFAULT_MAX_BYTES, HerdLogs, LogSetupError
 
 #: The shortest herd secret accepted, in bytes.
 MIN_SECRET = 16
@@ -113,6 +113,16 @@ class Options:
     backend: str = "trio"
     #: TLS on the servers' ports and on their links (trioherd/core/tls.py).
     tls: TlsFiles = NO_TLS
+
+    def open_logs(self) -> HerdLogs:
+        """The servers' log files as asked (a context manager, closing them)."""
+        return HerdLogs(
+            self.log_dir,
+            self.names,
+            level=self.log_level,
+            max_bytes=self.log_max_bytes,
+            backups=self.log_backups,
+        )
 
 
 def build_parser(prog: str, implementation: str) -> OneLineParser:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import signal
 import socket
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
@@ -99,6 +100,15 @@ class RunningHerd(Generic[ServerT]):
         """Say in every server's (new) log that SIGHUP reopened it."""
         for server in self.servers.values():
             server.lines.notice("received SIGHUP: log reopened")
+
+    def say_listening(self, logs: HerdLogs) -> None:
+        """Tell the operator, on standard error, where each server listens and logs."""
+        for name, (host, port) in self.addresses.items():
+            print(
+                f"{name} listening on {host}:{port}, log {logs.log_dir / name}.log",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def on_signal(self, signum: int, logs: HerdLogs, grace: float) -> bool:
         """What a caught signal does, on every loop; whether the herd now stops.

@@ -80,12 +80,7 @@ async def serve(options: Options, logs: HerdLogs) -> None:
                 )
                 if board is not None:
                     board.servers = running.servers
-                for name, (host, port) in running.addresses.items():
-                    print(
-                        f"{name} listening on {host}:{port}, log {logs.log_dir / name}.log",
-                        file=sys.stderr,
-                        flush=True,
-                    )
+                running.say_listening(logs)
                 if offline is not None:
                     # Read the index now, not at the first WHATSAT; not before
                     # the servers listen, so a start that fails says only why.
@@ -99,13 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = parse_options(argv, PROG, implementation="anyio")
     backend_options: dict[str, Any] = {"use_uvloop": True} if options.uvloop else {}
     try:
-        with HerdLogs(
-            options.log_dir,
-            options.names,
-            level=options.log_level,
-            max_bytes=options.log_max_bytes,
-            backups=options.log_backups,
-        ) as logs:
+        with options.open_logs() as logs:
             anyio.run(
                 serve, options, logs, backend=options.backend, backend_options=backend_options
             )

@@ -48,12 +48,7 @@ async def places_server_process() -> AsyncIterator[str]:
 def _announce(logs: HerdLogs, board: MetricsBoard | None, running: RunningHerd) -> None:
     if board is not None:
         board.servers = running.servers
-    for name, (host, port) in running.addresses.items():
-        print(
-            f"{name} listening on {host}:{port}, log {logs.log_dir / name}.log",
-            file=sys.stderr,
-            flush=True,
-        )
+    running.say_listening(logs)
 
 
 async def serve(
@@ -124,13 +119,7 @@ def main(
             print(f"{prog}: --uvloop needs uvloop: pip install -e '.[bench]'", file=sys.stderr)
             return 1
     try:
-        with HerdLogs(
-            options.log_dir,
-            options.names,
-            level=options.log_level,
-            max_bytes=options.log_max_bytes,
-            backups=options.log_backups,
-        ) as logs:
+        with options.open_logs() as logs:
             if options.uvloop:
                 uvloop.run(serve(options, logs, server_class))
             else:
