@@ -30,17 +30,42 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.impls import IMPLEMENTATIONS
+from bench.impls import IMPLEMENTATIONS, Implementation
 from bench.loadgen import Job
 from bench.procs import bench_herd, places_url, start_places_server
+from bench.trio_steps import counts_path
 from bench.workers import LoadWorkers, merge
 from trioherd.core.config import CS131_HERD
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
+def implementation(name: str) -> Implementation:
+    """A bench implementation, ``trio@steps``, or ``trio@gc=MODE`` / ``asyncio@gc=MODE``.
+
+    ``trio@steps`` runs trioherd under ``python -m bench.trio_steps``, whose
+    counts of task steps and run-loop passes this reads before and after
+    the window (its CPU figures include the counting's own cost).
+
+    The latter runs that herd under ``python -m bench.gc_cost serve --gc MODE``
+    (``default``, ``freeze`` or ``disable``): what the cyclic collector costs
+    each herd per WHATSAT.
+    """
+    if name == "trio@steps":
+        return Implementation(name, "bench.trio_steps")
+    if "@gc=" in name:
+        impl, mode = name.split("@gc=")
+        if impl not in ("trio", "asyncio"):
+            raise SystemExit(f"{name}: @gc= is for trio and asyncio")
+        return Implementation(name, "bench.gc_cost", ("serve", "--gc", mode, "--impl", impl, "--"))
+    if name not in IMPLEMENTATIONS:
+        raise SystemExit(f"unknown implementation {name}")
+    return IMPLEMENTATIONS[name]
+
+
 def _sample(pid: int) -> dict[str, float]:
-    """Hill's user and system seconds and context switches so far."""
+    """Hill's user and system seconds and context switches so far (and its
+    task steps and run-loop passes, under ``bench.trio_steps``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     # After the command's closing parenthesis: state is field 3, utime 14, stime 15.
     sample = {"user": int(fields[11]) / _TICK, "system": int(fields[12]) / _TICK}
@@ -49,6 +74,9 @@ def _sample(pid: int) -> dict[str, float]:
             sample["voluntary"] = float(line.split()[1])
         elif line.startswith("nonvoluntary_ctxt_switches"):
             sample["involuntary"] = float(line.split()[1])
+    steps = counts_path(pid)
+    if steps.exists():
+        sample.update(json.loads(steps.read_text()))
     return sample
 
 
@@ -63,7 +91,7 @@ async def _measure(args: argparse.Namespace) -> list[dict[str, Any]]:
                 herd_dir = workdir / str(index)
                 herd_dir.mkdir()
                 herds[name] = bench_herd(
-                    IMPLEMENTATIONS[name], CS131_HERD.names, herd_dir, "warning", places_url(port)
+                    implementation(name), CS131_HERD.names, herd_dir, "warning", places_url(port)
                 )
                 await herds[name].start_all()
             for round_no in range(args.rounds):
@@ -117,6 +145,11 @@ async def _window(
         "voluntary": (after["voluntary"] - before["voluntary"]) / replies,
         "involuntary": (after["involuntary"] - before["involuntary"]) / replies,
         "load": os.getloadavg()[0],
+        **{
+            f"{count}_per_whatsat": (after[count] - before[count]) / replies
+            for count in ("steps", "passes")
+            if count in after
+        },
     }
 
 
@@ -135,6 +168,12 @@ def _table(rows: list[dict[str, Any]], impls: list[str]) -> str:
             f"{row['system_us']:,.0f} | {total:,.0f} | {ratio:.2f}x | "
             f"{row['voluntary']:.2f}+{row['involuntary']:.2f} | {row['load']:.1f} |"
         )
+    for row in rows:
+        if "steps_per_whatsat" in row:
+            lines.append(
+                f"\nround {row['round']} {row['impl']}: {row['steps_per_whatsat']:.2f} task "
+                f"steps and {row['passes_per_whatsat']:.2f} run-loop passes per WHATSAT"
+            )
     return "\n".join(lines)
 
 
@@ -144,7 +183,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m bench.cpu_split",
         description="Hill's CPU per WHATSAT, user and system, with context switches.",
     )
-    parser.add_argument("--impls", default="trio,asyncio", help="comma-separated (trio,asyncio)")
+    parser.add_argument(
+        "--impls",
+        default="trio,asyncio",
+        help="comma-separated bench implementations, or trio@gc=MODE / asyncio@gc=MODE "
+        "(MODE: default, freeze, disable) to run that herd under bench.gc_cost (trio,asyncio)",
+    )
     parser.add_argument("--clients", type=int, default=200, help="closed-loop clients (200)")
     parser.add_argument("--seconds", type=float, default=5.0, help="measured window (5)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds, order rotated (3)")
@@ -152,8 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.impls = args.impls.split(",")
     for name in args.impls:
-        if name not in IMPLEMENTATIONS:
-            raise SystemExit(f"unknown implementation {name}")
+        implementation(name)
     rows = asyncio.run(_measure(args))
     command = "python -m bench.cpu_split " + " ".join(sys.argv[1:] if argv is None else argv)
     print(f"# {command}\n" + _table(rows, args.impls))

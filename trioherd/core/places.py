@@ -27,6 +27,39 @@ class PlacesQuery:
     bound: int
 
 
+@dataclass(frozen=True, slots=True)
+class PlacesAnswer:
+    """A Places endpoint's HTTP answer, not decoded yet.
+
+    An HTTP source returns this rather than the decoded response, so that
+    the decoding (the biggest piece of a WHATSAT's CPU, half of it) runs
+    where the reply is shaped: in the reply's turn at the CPU
+    (``trioherd/turns.py``), right before the shaping reads what it made.
+    Decoded as soon as it arrived, each answer waiting for its turn held
+    a tree of a few hundred objects instead of one ``bytes``: at 200
+    concurrent WHATSATs that cost Hill a fifth of its CPU per WHATSAT on
+    trio and on asyncio, as much as having no turns at all saved
+    (bench/results/http/s22/README.md); and the decoding escaped the
+    turns' bound on heavy work per pass of the event loop.
+    """
+
+    status_code: int
+    body: bytes
+
+    def decode(self) -> dict[str, Any]:
+        """The Nearby Search response: :func:`parse_places_answer`."""
+        return parse_places_answer(self.status_code, self.body)
+
+
+#: What a source answers: a Google-shaped response, or an HTTP answer still to decode.
+NearbyResponse = dict[str, Any] | PlacesAnswer
+
+
+def decoded(response: NearbyResponse) -> dict[str, Any]:
+    """``response`` as a Google-shaped dict, decoding it if it is a :class:`PlacesAnswer`."""
+    return response.decode() if isinstance(response, PlacesAnswer) else response
+
+
 class PlacesSource(Protocol):
     """Where WHATSAT gets its places from, on either event loop."""
 
@@ -38,9 +71,10 @@ class PlacesSource(Protocol):
     #: to overlap their waits (``trioherd/turns.py``).
     computed_here: bool
 
-    async def nearby(self, query: PlacesQuery) -> dict[str, Any]:
-        """A Google-shaped Nearby Search response for ``query``; never raises
-        for a failure of the source itself."""
+    async def nearby(self, query: PlacesQuery) -> NearbyResponse:
+        """A Google-shaped Nearby Search response for ``query``, or the HTTP
+        answer that holds it (:class:`PlacesAnswer`, decoded when the reply
+        is made); never raises for a failure of the source itself."""
         ...
 
 
