@@ -177,8 +177,8 @@ def _table(rows: list[dict[str, Any]], impls: list[str]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
     parser = argparse.ArgumentParser(
         prog="python -m bench.cpu_split",
         description="Hill's CPU per WHATSAT, user and system, with context switches.",
@@ -186,13 +186,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--impls",
         default="trio,asyncio",
-        help="comma-separated bench implementations, or trio@gc=MODE / asyncio@gc=MODE "
-        "(MODE: default, freeze, disable) to run that herd under bench.gc_cost (trio,asyncio)",
+        help="comma-separated bench implementations; trio@steps (trioherd under "
+        "bench.trio_steps: task steps and run-loop passes per WHATSAT); trio@gc=MODE or "
+        "asyncio@gc=MODE (MODE: default, freeze, disable; under bench.gc_cost) (trio,asyncio)",
     )
     parser.add_argument("--clients", type=int, default=200, help="closed-loop clients (200)")
     parser.add_argument("--seconds", type=float, default=5.0, help="measured window (5)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds, order rotated (3)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     args.impls = args.impls.split(",")
     for name in args.impls:
