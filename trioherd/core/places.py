@@ -32,7 +32,7 @@ class PlacesAnswer:
     """A Places endpoint's HTTP answer, not decoded yet.
 
     An HTTP source returns this rather than the decoded response, so that
-    the decoding (the biggest piece of a WHATSAT's CPU, half of it) runs
+    the decoding (the biggest single piece of a WHATSAT's CPU) runs
     where the reply is shaped: in the reply's turn at the CPU
     (``trioherd/turns.py``), right before the shaping reads what it made.
     Decoded as soon as it arrived, each answer waiting for its turn held
