@@ -102,6 +102,16 @@ _MEASURED = (
     Implementation(
         "trio-httpx-stock", "trioherd", ("--places-transport", "httpx"), workloads=("whatsat",)
     ),
+    # Each herd with no CPU turn before shaping a WHATSAT's answer
+    # (bench/noturn.py): what the turn costs each, on demand.
+    Implementation("trio-noturn", "bench.noturn", ("trio",), workloads=("whatsat",), default=False),
+    Implementation(
+        "asyncio-noturn",
+        "bench.noturn",
+        ("asyncio",),
+        workloads=("whatsat",),
+        default=False,
+    ),
     # The control: the asyncio herd with httpx instead of aiohttp, so the
     # gap splits into the HTTP library's part and the event loop's.
     Implementation(

@@ -12,6 +12,7 @@ import pytest
 import bench.accept_storm
 import bench.cli
 import bench.counters_cost
+import bench.cpu_split
 import bench.flood_probe
 import bench.gc_cost
 import bench.loadgen
@@ -43,6 +44,7 @@ PROGRAMS: list[tuple[str, str, Callable[[], argparse.ArgumentParser], tuple[str,
     ("bench/README.md", "places_index", bench.places_index.build_parser, ()),
     ("bench/README.md", "counters_cost", bench.counters_cost.build_parser, ()),
     ("bench/README.md", "profile", bench.profile.build_parser, ()),
+    ("bench/README.md", "cpu_split", bench.cpu_split.build_parser, ()),
     ("bench/README.md", "gc_cost", bench.gc_cost.build_parser, ("core", "serve")),
     ("bench/README.md", "accept_storm", bench.accept_storm.build_parser, ()),
 ]

@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import trio
 from prometheus_client.parser import text_string_to_metric_families
 
 from trioherd.core.config import CS131_HERD
+from trioherd.core.places import NearbyResponse, PlacesAnswer, PlacesQuery, decoded
 from trioherd.herd import RunningHerd, run_herd
 from trioherd.logs import HerdLogs
 from trioherd.metrics import MeteredPlaces, MetricsBoard, http_answer
@@ -261,3 +263,24 @@ def test_log_lines_the_disk_refused_are_counted_at_the_endpoint(
     finally:
         server.terminate()
         assert server.wait(WAIT) == 0
+
+
+async def test_an_http_answer_is_counted_when_its_reply_decodes_it() -> None:
+    class HttpSource:
+        description = "canned HTTP answers"
+        computed_here = False
+
+        async def nearby(self, query: PlacesQuery) -> NearbyResponse:
+            if query.radius_m > 1:
+                return PlacesAnswer(200, b'{"results": [], "status": "ZERO_RESULTS"}')
+            return PlacesAnswer(503, b"busy")
+
+    metered = MeteredPlaces(HttpSource())
+    query = PlacesQuery(b"AT x", 1.0, 2.0, 10.0, 5)
+    answers = [await metered.nearby(query), await metered.nearby(replace(query, radius_m=1.0))]
+    # Not decoded yet, so not counted yet: the reply's turn decodes it.
+    assert all(isinstance(answer, PlacesAnswer) for answer in answers)
+    assert sum(metered.by_status.values()) == 0
+    assert sum(metered.latency.counts) == 2
+    assert [decoded(answer)["status"] for answer in answers] == ["ZERO_RESULTS", "UNKNOWN_ERROR"]
+    assert metered.by_status == {"OK": 0, "ZERO_RESULTS": 1, "UNKNOWN_ERROR": 1}

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from trioherd.core.places import NearbyEndpoint, PlacesQuery, parse_places_answer, request_headers
+from trioherd.core.places import NearbyEndpoint, PlacesAnswer, PlacesQuery, request_headers
 
 # httpx logs each request's URL at INFO, and a Google URL holds the API key.
 # Our servers log through loggers of their own, but someone else's logging
@@ -77,8 +77,11 @@ class HttpxNearby:
         phases = httpx.Timeout(timeout if self.phase_timeouts else None)
         self._extensions = {"timeout": phases.as_dict()}
 
-    async def ask(self, query: PlacesQuery) -> dict[str, Any]:
+    async def ask(self, query: PlacesQuery) -> PlacesAnswer | dict[str, Any]:
         """Send ``query``'s request on an idle transport and read the answer.
+
+        The answer is returned undecoded (:class:`~trioherd.core.places.PlacesAnswer`);
+        a failure, as its Google-shaped response.
 
         The caller holds a slot of :attr:`free`, so there is an idle
         transport; the most recently returned one is taken, so that warm
@@ -102,4 +105,4 @@ class HttpxNearby:
             return self.endpoint.failed(exc)
         finally:
             self._idle.append(transport)
-        return parse_places_answer(response.status_code, body)
+        return PlacesAnswer(response.status_code, body)

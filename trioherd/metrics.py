@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -32,7 +33,7 @@ from prometheus_client.registry import Collector
 
 from trioherd import __version__
 from trioherd.core.counters import Histogram
-from trioherd.core.places import PlacesQuery, PlacesSource
+from trioherd.core.places import NearbyResponse, PlacesAnswer, PlacesQuery, PlacesSource
 from trioherd.core.state import ServerState
 
 #: Upper bounds, in seconds, of the Places latency histogram's buckets.
@@ -75,12 +76,32 @@ class MeteredPlaces:
         self.by_status = dict.fromkeys(("OK", "ZERO_RESULTS", "UNKNOWN_ERROR"), 0)
         self.latency = Histogram(PLACES_LATENCY_BOUNDS_S)
 
-    async def nearby(self, query: PlacesQuery) -> dict[str, Any]:
+    async def nearby(self, query: PlacesQuery) -> NearbyResponse:
         started = time.monotonic()
         response = await self.source.nearby(query)
         self.latency.observe(time.monotonic() - started)
+        if isinstance(response, PlacesAnswer):
+            # The status is in the body: counted when the reply's turn at
+            # the CPU decodes it, not decoded here (PlacesAnswer says why).
+            return _CountedAnswer(response.status_code, response.body, self)
+        self.count(response)
+        return response
+
+    def count(self, response: dict[str, Any]) -> None:
+        """Count one answer under its Google status."""
         status = str(response.get("status", "MISSING"))
         self.by_status[status] = self.by_status.get(status, 0) + 1
+
+
+@dataclass(frozen=True, slots=True)
+class _CountedAnswer(PlacesAnswer):
+    """An HTTP answer that counts its status in ``meter`` when decoded."""
+
+    meter: MeteredPlaces
+
+    def decode(self) -> dict[str, Any]:
+        response = PlacesAnswer.decode(self)
+        self.meter.count(response)
         return response
 
 

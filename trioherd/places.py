@@ -12,12 +12,11 @@ from __future__ import annotations
 import contextlib
 import ssl
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import trio
 
-from trioherd.core.places import PlacesQuery, PlacesSource
+from trioherd.core.places import NearbyResponse, PlacesQuery, PlacesSource
 from trioherd.http_transport import LeanTransport
 from trioherd.httpx_places import HttpxNearby
 from trioherd.offline.cache import load_index
@@ -73,7 +72,7 @@ class HttpPlaces(HttpxNearby):
     # end first, and each bound costs the transport a cancel scope.
     phase_timeouts = False
 
-    async def nearby(self, query: PlacesQuery) -> dict[str, Any]:
+    async def nearby(self, query: PlacesQuery) -> NearbyResponse:
         with trio.move_on_after(self.timeout):
             # A free connection is taken without waiting: Semaphore.acquire
             # would take a schedule point even then, a trip round the run

@@ -19,14 +19,13 @@ import math
 import socket
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import trio
 
 from trioherd.core.connection import HEAVY_READ, Connection, Exchange
 from trioherd.core.framing import DEFAULT_MAX_LINE
 from trioherd.core.limits import DEFAULT_LIMITS, SEND_BUFFER, Limits
-from trioherd.core.places import PlacesQuery, PlacesSource
+from trioherd.core.places import NearbyResponse, PlacesQuery, PlacesSource
 from trioherd.core.state import ServerState
 from trioherd.logs import LineLog
 from trioherd.peers import PeerLink
@@ -247,5 +246,5 @@ class HerdServer(ServerBase[PeerLink]):
         async with cpu_turn():
             self._answer_one(exchange, slot, response)
 
-    def _answer_one(self, exchange: Exchange, slot: int, response: dict[str, Any]) -> None:
+    def _answer_one(self, exchange: Exchange, slot: int, response: NearbyResponse) -> None:
         places_problem(self.log, exchange.answer(slot, response))

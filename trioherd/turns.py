@@ -2,7 +2,9 @@
 
 trio runs every task that is ready in one pass of its run loop before it
 looks at the sockets again. Answering a WHATSAT costs about a millisecond of
-CPU (the offline search, then the reply's JSON), and an exchange holds up to
+CPU (the offline search, or decoding the HTTP source's JSON, which is done in
+the turn too: :class:`~trioherd.core.places.PlacesAnswer`; then the reply's
+JSON), and an exchange holds up to
 16 of them (:data:`trioherd.core.connection.MAX_QUERIES`): fifty connections
 pipelining WHATSATs put some 800 answers in one pass, and a new client, which
 needs a few passes to be accepted, read and answered, waited 3-4.6 s for an

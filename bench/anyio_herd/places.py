@@ -12,12 +12,11 @@ from __future__ import annotations
 import contextlib
 import ssl
 from collections.abc import AsyncIterator
-from typing import Any
 
 import anyio
 import httpx
 
-from trioherd.core.places import PlacesQuery, PlacesSource
+from trioherd.core.places import NearbyResponse, PlacesQuery, PlacesSource
 from trioherd.httpx_places import HttpxNearby
 from trioherd.offline.cache import load_index
 from trioherd.offline.index import PlaceIndex
@@ -44,7 +43,7 @@ class HttpPlaces(HttpxNearby):
 
     semaphore = anyio.Semaphore
 
-    async def nearby(self, query: PlacesQuery) -> dict[str, Any]:
+    async def nearby(self, query: PlacesQuery) -> NearbyResponse:
         with anyio.move_on_after(self.timeout):
             async with self.free:
                 return await self.ask(query)

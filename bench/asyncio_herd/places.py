@@ -14,16 +14,16 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import AsyncIterator
-from typing import Any
 
 import aiohttp
 import httpx
 
 from trioherd.core.places import (
     NearbyEndpoint,
+    NearbyResponse,
+    PlacesAnswer,
     PlacesQuery,
     PlacesSource,
-    parse_places_answer,
 )
 from trioherd.httpx_places import HttpxNearby
 from trioherd.offline.cache import load_index
@@ -60,7 +60,7 @@ class HttpPlaces:
         self.description = self._endpoint.description
         self.computed_here = False
 
-    async def nearby(self, query: PlacesQuery) -> dict[str, Any]:
+    async def nearby(self, query: PlacesQuery) -> NearbyResponse:
         try:
             async with (
                 asyncio.timeout(self._timeout),
@@ -73,7 +73,8 @@ class HttpPlaces:
             return self._endpoint.timed_out()
         except aiohttp.ClientError as exc:
             return self._endpoint.failed(exc)
-        return parse_places_answer(response.status, body)
+        # Decoded when the reply is made, in its turn (PlacesAnswer says why).
+        return PlacesAnswer(response.status, body)
 
 
 class HttpxPlaces(HttpxNearby):
@@ -86,7 +87,7 @@ class HttpxPlaces(HttpxNearby):
     semaphore = asyncio.Semaphore
     via = "httpx"
 
-    async def nearby(self, query: PlacesQuery) -> dict[str, Any]:
+    async def nearby(self, query: PlacesQuery) -> NearbyResponse:
         try:
             async with asyncio.timeout(self.timeout), self.free:
                 return await self.ask(query)

@@ -14,7 +14,6 @@ import logging
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
 from bench.asyncio_herd.peers import PeerLink
 from bench.asyncio_herd.stream import RECEIVE_SIZE, send_all
@@ -22,7 +21,7 @@ from bench.asyncio_herd.turns import cpu_turn
 from trioherd.core.connection import HEAVY_READ, Connection, Exchange
 from trioherd.core.framing import DEFAULT_MAX_LINE
 from trioherd.core.limits import DEFAULT_LIMITS, SEND_BUFFER, Limits
-from trioherd.core.places import PlacesQuery, PlacesSource
+from trioherd.core.places import NearbyResponse, PlacesQuery, PlacesSource
 from trioherd.core.state import ServerState
 from trioherd.core.tls import PLAIN, TlsContexts
 from trioherd.logs import LineLog
@@ -244,7 +243,7 @@ class HerdServer(ServerBase[PeerLink]):
         async with cpu_turn():
             self._answer_one(exchange, slot, response)
 
-    def _answer_one(self, exchange: Exchange, slot: int, response: dict[str, Any]) -> None:
+    def _answer_one(self, exchange: Exchange, slot: int, response: NearbyResponse) -> None:
         places_problem(self.log, exchange.answer(slot, response))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from bench.asyncio_herd.places import HttpxPlaces, open_places
-from trioherd.core.places import PlacesQuery
+from trioherd.core.places import PlacesQuery, decoded
 from trioherd.options import PlacesOptions
 
 QUERY = PlacesQuery(b"AT Solo +0.1 kiwi +34.1-118.4 5", 34.06893, -118.445127, 10000.0, 5)
@@ -30,7 +30,7 @@ def test_httpx_on_asyncio_answers_and_reports_failures() -> None:
         options = PlacesOptions(url=url, key=KEY, timeout=5.0, concurrency=1, transport="httpx")
         async with server, open_places(options) as places:
             assert isinstance(places, HttpxPlaces)
-            return [await places.nearby(QUERY) for _ in range(3)]
+            return [decoded(await places.nearby(QUERY)) for _ in range(3)]
 
     ok, busy, gone = asyncio.run(asyncio.wait_for(main(), 10))
     assert ok["status"] == "ZERO_RESULTS"

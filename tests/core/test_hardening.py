@@ -9,7 +9,7 @@ from trioherd.core.connection import PLACES_FAILED, Connection
 from trioherd.core.limits import DEFAULT_LIMITS, Admission, Limits
 from trioherd.core.link import LinkProtocol, LinkRejected
 from trioherd.core.messages import NS_PER_SECOND, parse_at
-from trioherd.core.places import error_response
+from trioherd.core.places import PlacesAnswer, error_response
 from trioherd.core.state import ServerState
 from trioherd.core.table import LocationTable
 
@@ -207,3 +207,26 @@ def test_an_outbox_to_a_neighbour_that_is_down_stays_within_the_cap() -> None:
     batch = state.take("Hill", limit=1000)
     assert batch.count(b"\n") == 10
     assert not state.owes("Hill")
+
+
+def test_an_undecoded_http_answer_is_decoded_when_its_reply_is_made() -> None:
+    body = json.dumps({"html_attributions": [], "results": [{"name": "x"}] * 3, "status": "OK"})
+    replies = []
+    for answer in (PlacesAnswer(200, body.encode()), json.loads(body)):
+        connection = Connection(smith(None))
+        connection.receive(b"IAMAT a +1+1 5\nWHATSAT a 10 2\n", NOW)
+        exchange = connection.next_exchange()
+        assert exchange is not None
+        assert exchange.answer(1, answer) is None
+        replies.append(exchange.output())
+    assert replies[0] == replies[1]
+    assert b'"name" : "x"' in replies[0]
+    # A failed HTTP answer gets the same hiding as any failure.
+    connection = Connection(smith(None))
+    connection.receive(b"IAMAT a +1+1 5\nWHATSAT a 10 2\n", NOW)
+    exchange = connection.next_exchange()
+    assert exchange is not None
+    assert exchange.answer(1, PlacesAnswer(200, b"<html>")) == (
+        "UNKNOWN_ERROR: Places answered with a body that is not JSON"
+    )
+    assert PLACES_FAILED.encode() in exchange.output()

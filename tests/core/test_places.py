@@ -6,6 +6,7 @@ import json
 import math
 from collections import OrderedDict
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from hypothesis import given
@@ -81,6 +82,35 @@ def test_nearby_target_joins_the_endpoint_and_the_parameters() -> None:
     with_query = NearbyEndpoint("http://places.test/nearby?lang=en", None, 5.0)
     assert with_query.target(_QUERY).startswith("http://places.test/nearby?lang=en&location=")
     assert "key=" not in with_query.target(_QUERY)
+
+
+@pytest.mark.parametrize(
+    ("latitude", "longitude", "radius_m"),
+    [
+        (34.068930, -118.445127, 10_000.0),
+        (-0.0, 1e-05, 0.0004),
+        (1e16, -1e-300, 50_000.0),
+        (math.inf, -math.inf, math.nan),
+        (89.99999999999999, 180.0, 1.5),
+    ],
+)
+def test_nearby_target_is_what_urlencode_makes(
+    latitude: float, longitude: float, radius_m: float
+) -> None:
+    query = PlacesQuery(b"AT x", latitude, longitude, radius_m, 5)
+    for key in (None, "k&y+z=/ \u00e9"):
+        endpoint = NearbyEndpoint("http://places.test/nearby", key, 5.0)
+        expected = endpoint.url + "?" + urlencode(endpoint.params(query))
+        assert endpoint.target(query) == expected
+
+
+@given(st.floats(), st.floats(), st.floats())
+def test_nearby_target_is_what_urlencode_makes_for_any_floats(
+    latitude: float, longitude: float, radius_m: float
+) -> None:
+    query = PlacesQuery(b"AT x", latitude, longitude, radius_m, 5)
+    endpoint = NearbyEndpoint("http://places.test/nearby?lang=en", "k", 5.0)
+    assert endpoint.target(query) == endpoint.url + "&" + urlencode(endpoint.params(query))
 
 
 def test_a_failure_names_the_error_but_never_the_key() -> None:

@@ -33,12 +33,11 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
 
 from trioherd.core import auth
 from trioherd.core.framing import DEFAULT_MAX_LINE, LineBuffer
 from trioherd.core.messages import format_hello, invalid
-from trioherd.core.places import PlacesQuery, whatsat_reply
+from trioherd.core.places import NearbyResponse, PlacesQuery, decoded, whatsat_reply
 from trioherd.core.state import PeerJoined, ServerState
 
 #: What a client is told when Places failed; the detail (which may name
@@ -85,8 +84,11 @@ class Exchange:
     #: Set if a peer handshake was refused: why, for the log.
     refused: str | None = None
 
-    def answer(self, slot: int, response: dict[str, Any]) -> str | None:
-        """Fill a WHATSAT's slot from a Places response.
+    def answer(self, slot: int, answer: NearbyResponse) -> str | None:
+        """Fill a WHATSAT's slot from a Places response, decoding it if need be.
+
+        The layers call this in the reply's turn at the CPU, so an HTTP
+        answer is decoded there too (:class:`~trioherd.core.places.PlacesAnswer`).
 
         A failed response's ``error_message`` is replaced by
         :data:`PLACES_FAILED`: the client learns that Places failed, not
@@ -96,6 +98,7 @@ class Exchange:
             What went wrong with the Places source, for the log, or ``None``.
         """
         query = next(q for s, q in self.queries if s == slot)
+        response = decoded(answer)
         status = response.get("status")
         problem = None
         if status not in ("OK", "ZERO_RESULTS"):
