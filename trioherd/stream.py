@@ -10,8 +10,8 @@ does just that with trio's public low-level API, keeping trio's semantics
 that matter to us:
 
 * every operation is a cancel point;
-* ``receive_some`` is also a schedule point (it yields once before it
-  reads), so a loop that reads cannot starve other tasks;
+* ``receive_some`` is also a schedule point (it yields once even when data
+  was ready at once), so a loop that reads cannot starve other tasks;
 * ``send_all`` yields only when it has to wait for room, as asyncio's
   ``drain`` does. A trio schedule point is a trip round the run loop, and
   every loop the herd runs reads or parks between two writes, so the one
@@ -157,27 +157,21 @@ class LeanStream:
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         """Up to ``max_bytes`` bytes; ``b""`` at EOF.
 
-        Yields once (the schedule point a checkpoint owes), then reads, and
-        waits for the socket only if nothing was there. A herd connection
-        reads right after writing a reply; by the run loop's next pass a
-        busy client has usually sent its next line, so the read takes it
-        without waiting. Waiting first, as this did before, cost an
-        ``epoll_ctl`` per read (trio re-arms a one-shot registration at
-        each wait) and an epoll event to wake the task, where a yield is a
-        plain reschedule: under load, one system call per request less
-        (bench/results/hotpath/README.md). When idle, the read fails once
-        (``EAGAIN``) before waiting, which costs a ``recv`` per message.
+        Waits until the socket is readable, then reads. A herd connection
+        mostly waits for its next message, so reading first (as
+        ``SocketStream`` does) would usually cost a failed ``recv``; when data
+        is there already, the wait returns at the run loop's next turn, the
+        schedule point a checkpoint owes anyway.
         """
         size = max_bytes or RECEIVE_SIZE
-        await trio.lowlevel.checkpoint()
         while True:
+            await trio.lowlevel.wait_readable(self._sock)
             try:
                 return self._sock.recv(size)
             except BlockingIOError:
-                pass
+                continue
             except OSError as exc:
                 raise trio.BrokenResourceError(str(exc)) from exc
-            await trio.lowlevel.wait_readable(self._sock)
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         """Send all of ``data``, waiting for the socket as often as needed.
