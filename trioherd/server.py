@@ -47,13 +47,15 @@ SHUTDOWN_GRACE = 1.0
 
 
 class _Reader:
-    """A connection's read scope, and whether it is waiting for a read now."""
+    """A connection's read scope, whether it waits for a read now, and its deadline."""
 
-    __slots__ = ("reading", "scope")
+    __slots__ = ("armed_ns", "reading", "scope")
 
     def __init__(self) -> None:
         self.reading = False
         self.scope = trio.CancelScope()
+        #: The core's deadline the scope's stands for (POSIX ns); None: none.
+        self.armed_ns: int | None = None
 
 
 class HerdServer(ServerBase[PeerLink]):
@@ -208,9 +210,10 @@ class HerdServer(ServerBase[PeerLink]):
         while not self._stop.is_set():
             with trio.CancelScope() as idle:
                 reader.scope = idle
+                reader.armed_ns = None
                 while not self._stop.is_set():
                     if data is None:
-                        self._arm(idle, connection)
+                        self._arm(reader, connection)
                         reader.reading = True
                         try:
                             data = await stream.receive_some(RECEIVE_SIZE)
@@ -228,7 +231,7 @@ class HerdServer(ServerBase[PeerLink]):
                     data = None
                     exchange = connection.next_exchange()
                     if exchange is not None:
-                        self._arm(idle, connection)
+                        self._arm(reader, connection)
                         answering = True
                         while exchange is not None:
                             await self._answer(stream, conn, exchange)
@@ -252,18 +255,25 @@ class HerdServer(ServerBase[PeerLink]):
         return None
 
     @staticmethod
-    def _arm(idle: trio.CancelScope, connection: Connection) -> None:
-        """Bring the scope's deadline no later than the core's, and not too near."""
+    def _arm(reader: _Reader, connection: Connection) -> None:
+        """Bring the scope's deadline no later than the core's, and not too near.
+
+        Compared in the core's clock (POSIX nanoseconds), so that the usual
+        case, a deadline that stays, reads no trio clock.
+        """
         deadline = connection.read_deadline()
         if deadline is None:
-            if idle.deadline != math.inf:
-                idle.deadline = math.inf
+            if reader.armed_ns is not None:
+                reader.scope.deadline = math.inf
+                reader.armed_ns = None
             return
         at_ns, _, timeout = deadline
-        now = trio.current_time()
-        due = now + (at_ns - time.time_ns()) / 1e9
-        if due < idle.deadline or idle.deadline - now < timeout / 2:
-            idle.deadline = due
+        armed_ns = reader.armed_ns
+        now_ns = time.time_ns()
+        if armed_ns is not None and at_ns >= armed_ns and armed_ns - now_ns >= timeout * 5e8:
+            return
+        reader.scope.deadline = trio.current_time() + (at_ns - now_ns) / 1e9
+        reader.armed_ns = at_ns
 
     async def _answer(self, stream: HerdStream, conn: str, exchange: Exchange) -> None:
         """Carry out one exchange: floods, Places, the first hops out, then one write."""
