@@ -45,6 +45,18 @@ from trioherd.turns import cpu_turn
 SHUTDOWN_GRACE = 1.0
 
 
+class _Reader:
+    """A connection's read scope, whether it waits for a read now, and its deadline."""
+
+    __slots__ = ("armed_ns", "reading", "scope")
+
+    def __init__(self) -> None:
+        self.reading = False
+        self.scope = trio.CancelScope()
+        #: The core's deadline the scope's stands for (POSIX ns); None: none.
+        self.armed_ns: int | None = None
+
+
 class HerdServer(ServerBase[PeerLink]):
     """A herd server: the state, the connections and the peer links.
 
@@ -82,7 +94,7 @@ class HerdServer(ServerBase[PeerLink]):
         )
         self.streams = streams
         self._stop = trio.Event()
-        self._idle_reads: set[trio.CancelScope] = set()
+        self._readers: set[_Reader] = set()
 
     def stop(self) -> None:
         """Begin a graceful shutdown; :meth:`run` returns when it is done."""
@@ -119,8 +131,9 @@ class HerdServer(ServerBase[PeerLink]):
                 # before the grace period, and on every way out.
                 for listener in listeners:
                     listener.close()
-            for scope in self._idle_reads:
-                scope.cancel()
+            for reader in self._readers:
+                if reader.reading:
+                    reader.scope.cancel()
             connections.cancel_scope.deadline = trio.current_time() + SHUTDOWN_GRACE
         self.log.info("stopped")
 
@@ -158,55 +171,108 @@ class HerdServer(ServerBase[PeerLink]):
 
     async def _converse(self, stream: HerdStream, conn: str) -> None:
         connection = Connection(self.state, self.max_line, opened_ns=time.time_ns())
-        # Shutdown cancels this scope only while it is in _idle_reads, that
-        # is while the task waits for a read, never in the middle of an
-        # answer. Its deadline is the idle timeout or the deadline to finish
-        # a line, moved only when the core's deadline moves (a line started
-        # or completed), not at every read: most reads of a slow line leave
-        # it be. It is lifted while answering, and answers come only from
-        # completed lines, which move the deadline anyway. One scope for the
-        # connection's life, not one per read: entering a trio cancel scope
-        # costs about as much as a schedule point.
-        armed: tuple[int, str, float] | None = None
-        with trio.CancelScope() as idle:
-            while not self._stop.is_set():
-                deadline = connection.read_deadline()
-                if deadline != armed:
-                    armed = deadline
-                    idle.deadline = (
-                        math.inf
-                        if deadline is None
-                        else trio.current_time() + (deadline[0] - time.time_ns()) / 1e9
-                    )
-                self._idle_reads.add(idle)
-                try:
-                    data = await stream.receive_some(RECEIVE_SIZE)
-                finally:
-                    self._idle_reads.discard(idle)
-                if idle.cancel_called:
-                    # Shutdown (or the deadline) came as the read completed:
-                    # what it brought arrived too late, as if a moment later.
-                    break
-                if len(data) > HEAVY_READ:
-                    async with cpu_turn():
-                        connection.receive(data, time.time_ns())
-                else:
-                    connection.receive(data, time.time_ns())
-                exchange = connection.next_exchange()
-                if exchange is not None:
-                    idle.deadline = math.inf
-                    armed = None
-                    while exchange is not None:
-                        await self._answer(stream, conn, exchange)
-                        exchange = connection.next_exchange()
-                if connection.finished:
-                    break
-        if idle.cancel_called and not self._stop.is_set() and armed is not None:
-            self.log.info("%s: %s for %g s, closing", conn, armed[1], armed[2])
+        reader = _Reader()
+        self._readers.add(reader)
+        try:
+            why = await self._read_and_answer(stream, conn, connection, reader)
+        finally:
+            self._readers.discard(reader)
+        if why is not None:
+            self.log.info("%s: %s, closing", conn, why)
         if connection.peer is not None:
             self.log.info("%s: link from %s closed", conn, connection.peer)
         else:
             self.log.info("%s: closed", conn)
+
+    async def _read_and_answer(
+        self, stream: HerdStream, conn: str, connection: Connection, reader: _Reader
+    ) -> str | None:
+        """Read and answer until the connection ends; what timed out, if that is why.
+
+        Shutdown cancels the reader's scope only while the task waits for a
+        read (:attr:`_Reader.reading`), never in the middle of an answer. The
+        scope's deadline is the core's read deadline (the idle timeout, or
+        the deadline to finish a line), kept lazily: moving a trio deadline
+        costs a heap push and a scope recalculation, and the idle deadline
+        moves at every line. So the scope keeps an earlier deadline while
+        the core's moves later; it is moved only when the core's comes
+        sooner (a line begun) or the armed one is less than half a timeout
+        away. When the scope fires early, a new one takes over and reading
+        goes on. An answer thus always has half a timeout (150 s by
+        default) before the scope could cut it; one that waits longer on a
+        client that does not read its replies ends the connection as idle.
+        One scope per stretch, not one per read: entering a trio cancel
+        scope costs about as much as a schedule point.
+        """
+        data: bytes | None = None
+        answering = False
+        while not self._stop.is_set():
+            with trio.CancelScope() as idle:
+                reader.scope = idle
+                reader.armed_ns = None
+                while not self._stop.is_set():
+                    if data is None:
+                        self._arm(reader, connection)
+                        reader.reading = True
+                        try:
+                            data = await stream.receive_some(RECEIVE_SIZE)
+                        finally:
+                            reader.reading = False
+                        if idle.cancel_called:
+                            # The scope fired as the read completed: decided
+                            # below, out of it, with what was read kept.
+                            break
+                    if len(data) > HEAVY_READ:
+                        async with cpu_turn():
+                            connection.receive(data, time.time_ns())
+                    else:
+                        connection.receive(data, time.time_ns())
+                    data = None
+                    exchange = connection.next_exchange()
+                    if exchange is not None:
+                        self._arm(reader, connection)
+                        answering = True
+                        while exchange is not None:
+                            await self._answer(stream, conn, exchange)
+                            exchange = connection.next_exchange()
+                        answering = False
+                    if connection.finished:
+                        return None
+            if self._stop.is_set():
+                # Shutdown: what a read brought as it came arrived too late,
+                # as if a moment later.
+                return None
+            deadline = connection.read_deadline()
+            if deadline is None:
+                continue
+            if answering or deadline[0] <= time.time_ns():
+                # Timed out: what a read brought as the deadline came is too
+                # late; an answer cut short leaves the connection unusable.
+                return f"{deadline[1]} for {deadline[2]:g} s"
+            # Fired early (the core's deadline had moved on): a new scope
+            # takes over, and what the read brought is answered in it.
+        return None
+
+    @staticmethod
+    def _arm(reader: _Reader, connection: Connection) -> None:
+        """Bring the scope's deadline no later than the core's, and not too near.
+
+        Compared in the core's clock (POSIX nanoseconds), so that the usual
+        case, a deadline that stays, reads no trio clock.
+        """
+        deadline = connection.read_deadline()
+        if deadline is None:
+            if reader.armed_ns is not None:
+                reader.scope.deadline = math.inf
+                reader.armed_ns = None
+            return
+        at_ns, _, timeout = deadline
+        armed_ns = reader.armed_ns
+        now_ns = time.time_ns()
+        if armed_ns is not None and at_ns >= armed_ns and armed_ns - now_ns >= timeout * 5e8:
+            return
+        reader.scope.deadline = trio.current_time() + (at_ns - now_ns) / 1e9
+        reader.armed_ns = at_ns
 
     async def _answer(self, stream: HerdStream, conn: str, exchange: Exchange) -> None:
         """Carry out one exchange: floods, Places, the first hops out, then one write."""

@@ -182,15 +182,32 @@ FlagT = TypeVar("FlagT", bound=_Flag)
 class LinkBase(Generic[FlagT]):
     """What every layer's outbound link does the same: wake, retry, hand over, release.
 
-    A layer's link sets :attr:`protocol`, its events ``_ready`` (the sender's
-    wake-up) and ``_retry`` (the backoff's), and says whether it is
-    :attr:`connected` and how it wakes the replies waiting for their first
-    hop (:meth:`_wake_waiting`).
+    A layer's link sets :attr:`protocol`, :attr:`peer`, :attr:`lines`, its
+    events ``_ready`` (the sender's wake-up) and ``_retry`` (the
+    backoff's), and says whether it is :attr:`connected` and how it wakes
+    the replies waiting for their first hop (:meth:`_wake_waiting`).
+
+    A link whose sender is idle writes what it owes at once, from the task
+    that queued it (:meth:`_write_now`), once between two runs of its
+    sender: on a quiet server a first hop is on the wire before the reply
+    without a trip round the event loop, and every later hop goes on at
+    once; on a busy one, the first record of a moment goes at once and
+    the rest wait for the sender, which writes them in one batch. A layer
+    opts in by marking :attr:`_idle` while its sender waits for work, by
+    clearing :attr:`_wrote_now` when it goes idle, by giving
+    :meth:`_send_now`, and by writing what that left unsent before
+    anything else.
     """
 
     protocol: LinkProtocol
+    peer: str
+    lines: LineLog
     _ready: FlagT
     _retry: FlagT
+    #: Whether the sender waits for work (nothing taken and unwritten).
+    _idle = False
+    #: Whether a record was written at once since the sender last went idle.
+    _wrote_now = False
 
     @property
     def connected(self) -> bool:
@@ -202,21 +219,63 @@ class LinkBase(Generic[FlagT]):
         self._retry.set()
 
     def wake(self) -> None:
-        """Have the sender send what the link owes when it next runs (if the link is up)."""
-        if self.connected:
+        """Have the sender send what the link owes when it next runs (if the link is up).
+
+        Written at once instead when the sender is idle (:meth:`_write_now`).
+        """
+        if self.connected and not self._write_now():
             self._ready.set()
 
     def push(self) -> int | None:
         """A first hop was queued: wake the sender; the mark the reply waits for.
 
-        ``None`` when the reply need not wait (the link is down or not ready).
+        ``None`` when the reply need not wait: the link is down or not
+        ready, or the record went on the wire at once (:meth:`_write_now`).
         """
         if not self.connected:
             return None
         mark = self.protocol.hand_over()
-        if mark is not None:
-            self._ready.set()
+        if mark is None or self._write_now():
+            return None
+        self._ready.set()
         return mark
+
+    def _write_now(self) -> bool:
+        """Write what the link owes from the caller's task, if the sender is idle.
+
+        Only once until the sender has run again (it is woken to mark that),
+        so that a burst of records goes in one batch rather than one write
+        each. The sender being idle, nothing of the link's is half written:
+        the link's bytes keep their order.
+
+        Returns:
+            Whether what was owed is written or given up waiting for (the
+            socket took part of it: the sender writes the rest, replies do
+            not wait for it, as when the sender's own write backs up).
+        """
+        if not self._idle or self._wrote_now:
+            return False
+        self._wrote_now = True
+        # The sender runs once more, to say when the next may go at once.
+        self._ready.set()
+        batch = self.protocol.take()
+        taken = self.protocol.taken
+        if batch:
+            self.lines.link_sent(self.peer, batch)
+            if not self._send_now(batch):
+                self._release()
+                return True
+        self._written(taken)
+        return True
+
+    def _send_now(self, batch: bytes) -> bool:
+        """Write ``batch`` without waiting; whether the socket took all of it.
+
+        What it did not take, the layer keeps, and its sender writes that
+        before anything else. Never raises: a broken link is the sender's to
+        find.
+        """
+        raise NotImplementedError
 
     def _written(self, taken: int) -> None:
         """The sender wrote the batches taken up to ``taken``."""

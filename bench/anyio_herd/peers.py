@@ -20,6 +20,7 @@ only writer and an anyio ``send`` returns only once all of it is written.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 
@@ -68,6 +69,8 @@ class PeerLink(LinkBase[anyio.Event]):
         self._socket: socket.socket | None = None
         self._ready = anyio.Event()
         self._retry = anyio.Event()
+        # What a write at once (_send_now) left for the sender to finish.
+        self._unsent = b""
         # Set when a batch is on the wire: replies waiting for a first hop look again.
         self._out = anyio.Event()
 
@@ -103,6 +106,7 @@ class PeerLink(LinkBase[anyio.Event]):
                 try:
                     await stream.send(protocol.connected())
                     await self._handshake(stream)
+                    self._unsent = b""
                     self._socket = stream.extra(SocketAttribute.raw_socket)
                     async with anyio.create_task_group() as link:
                         link.start_soon(self._watch, stream)
@@ -140,11 +144,22 @@ class PeerLink(LinkBase[anyio.Event]):
     async def _send(self, stream: SocketStream) -> None:
         sock = stream.extra(SocketAttribute.raw_socket)
         while True:
-            while not self.protocol.owes():
-                # Nothing owed: no reply may wait for this link.
+            if self._unsent:
+                # What a write at once left goes before anything else.
+                unsent, self._unsent = self._unsent, b""
+                await stream.send(unsent)
+            if not self.protocol.owes():
+                # Nothing owed: no reply may wait for this link, and the
+                # next record may go at once (LinkBase._write_now).
                 self._release()
+                self._wrote_now = False
                 self._ready = anyio.Event()
-                await self._ready.wait()
+                self._idle = True
+                try:
+                    await self._ready.wait()
+                finally:
+                    self._idle = False
+                continue
             batch = self.protocol.take()
             taken = self.protocol.taken
             self.lines.link_sent(self.peer, batch)
@@ -157,6 +172,17 @@ class PeerLink(LinkBase[anyio.Event]):
             if self.protocol.owes():
                 # A resync is many batches: let the other tasks run between them.
                 await anyio.lowlevel.checkpoint()
+
+    def _send_now(self, batch: bytes) -> bool:
+        sent = 0
+        if self._socket is not None:
+            # A broken link is the sender's to find (and resync).
+            with contextlib.suppress(OSError):
+                sent = send_nowait(self._socket, batch)
+        if sent < len(batch):
+            self._unsent = batch[sent:]
+            return False
+        return True
 
     async def _watch(self, stream: SocketStream) -> None:
         """Read the link until the neighbour closes it or rejects us (which raises)."""

@@ -139,10 +139,19 @@ class PeerLink(LinkBase[asyncio.Event]):
         transport = writer.transport
         while True:
             while not self.protocol.owes():
-                # Nothing owed: no reply may wait for this link.
+                # Nothing owed: no reply may wait for this link, and the
+                # next record may go at once (LinkBase._write_now).
                 self._release()
+                self._wrote_now = False
                 self._ready.clear()
-                await self._ready.wait()
+                self._idle = True
+                try:
+                    await self._ready.wait()
+                finally:
+                    self._idle = False
+                if transport.get_write_buffer_size():
+                    # A write at once backed up: finish it first.
+                    await writer.drain()
             batch = self.protocol.take()
             taken = self.protocol.taken
             self.lines.link_sent(self.peer, batch)
@@ -158,6 +167,16 @@ class PeerLink(LinkBase[asyncio.Event]):
             if self.protocol.owes():
                 # A resync is many batches: let the other tasks run between them.
                 await asyncio.sleep(0)
+
+    def _send_now(self, batch: bytes) -> bool:
+        writer = self._writer
+        if writer is None or writer.is_closing():
+            return False
+        # An idle transport sends at once and keeps the rest in order; a
+        # broken link is the sender's to find (and resync).
+        with contextlib.suppress(OSError):
+            writer.write(batch)
+        return not writer.transport.get_write_buffer_size()
 
     async def _watch(self, reader: asyncio.StreamReader) -> None:
         """Read the link until the neighbour closes it or rejects us (which raises)."""
