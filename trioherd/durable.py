@@ -48,8 +48,9 @@ from trioherd.core.journal import (
     encode,
     encode_all,
 )
-from trioherd.core.messages import parse_at
+from trioherd.core.messages import parse_at, parse_at_run
 from trioherd.core.state import ServerState
+from trioherd.core.table import LocationTable
 
 #: How often the file is fsynced: the most a power cut can lose.
 SYNC_INTERVAL = 1.0
@@ -308,33 +309,61 @@ def open_journal(state_dir: Path, state: ServerState, log: logging.Logger) -> Jo
         raise
 
 
+#: AT records parsed at once while loading (parse_at_run's run).
+LOAD_RUN = 4096
+
+
 def _apply(state: ServerState, entries: list[Entry]) -> int:
     """Replay the journal into ``state``; the table takes up the life it records."""
     table = state.table
     # The number of the next AT record, once a Position has said it.
     number: int | None = None
     highest = 0
-    for entry in entries:
+    # Consecutive AT records, taken a run at a time (a million load as
+    # fast as a resync's reads are taken).
+    run: list[bytes] = []
+    for entry in [*entries, None]:
+        if type(entry) is bytes:
+            run.append(entry)
+            if len(run) < LOAD_RUN:
+                continue
+        if run:
+            records = parse_at_run(run)
+            if records is not None:
+                table.offer_many(records, number)
+                if number is not None:
+                    number += len(run)
+                highest = max(highest, table.seq)
+            else:
+                number, highest = _apply_one_by_one(table, run, number, highest)
+            run = []
         if isinstance(entry, Mark):
             state.marks.restore(entry)
         elif isinstance(entry, Position):
             table.epoch = entry.epoch
             number = entry.seq
-        else:
-            if number is not None:
-                # Stored again under its own number, whether or not the
-                # table takes it (a record both in a snapshot and in what
-                # was written during it is offered twice).
-                table.seq = number - 1
-                number += 1
-            at = parse_at(entry)
-            # A journal holds only lines that were valid when stored.
-            if at is not None:
-                table.offer(at, from_client=False)
-            highest = max(highest, table.seq)
     if number is not None:
         table.seq = highest + RESTART_SEQ_GAP
     return len(table)
+
+
+def _apply_one_by_one(
+    table: LocationTable, lines: list[bytes], number: int | None, highest: int
+) -> tuple[int | None, int]:
+    """AT records that are not all as servers write them, one at a time."""
+    for line in lines:
+        if number is not None:
+            # Stored again under its own number, whether or not the
+            # table takes it (a record both in a snapshot and in what
+            # was written during it is offered twice).
+            table.seq = number - 1
+            number += 1
+        at = parse_at(line)
+        # A journal holds only lines that were valid when stored.
+        if at is not None:
+            table.offer(at, from_client=False)
+        highest = max(highest, table.seq)
+    return number, highest
 
 
 def _open_locked(path: Path) -> BinaryIO:

@@ -11,12 +11,15 @@ results on the same input, bad lines, ties and a full table included.
 from __future__ import annotations
 
 import dataclasses
+import unittest.mock
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from trioherd import durable
 from trioherd.core.connection import Connection
 from trioherd.core.framing import LineBuffer, LineTooLong
+from trioherd.core.journal import Entry, Mark, Position
 from trioherd.core.limits import DEFAULT_LIMITS
 from trioherd.core.messages import Record, parse_at, parse_at_run
 from trioherd.core.state import ServerState
@@ -241,3 +244,41 @@ def test_a_connection_takes_a_resync_read_as_a_run_and_answers_the_rest() -> Non
     assert len(state.table) == 500
     assert state.counters.lines_at == 502
     assert state.marks.all()
+
+
+journal_entries = st.lists(
+    st.one_of(
+        valid_runs,
+        line_runs.map(lambda lines: [line for line in lines if line.startswith(b"AT ")]),
+        st.builds(lambda seq: [Position(b"0123abcd", seq)], st.integers(1, 40)),
+        st.just([Mark("Hill", b"feed", 3)]),
+    ),
+    max_size=6,
+).map(lambda groups: [entry for group in groups for entry in group])
+
+
+@given(journal_entries, st.integers(0, 4), st.integers(1, 5))
+def test_a_journal_loads_in_runs_as_it_does_record_by_record(
+    entries: list[Entry], cap: int, run_length: int
+) -> None:
+    expected = server(cap)
+    number, highest = None, 0
+    for entry in entries:
+        if isinstance(entry, bytes):
+            number, highest = durable._apply_one_by_one(expected.table, [entry], number, highest)
+        elif isinstance(entry, Mark):
+            expected.marks.restore(entry)
+        else:
+            expected.table.epoch, number = entry.epoch, entry.seq
+    if number is not None:
+        expected.table.seq = highest + durable.RESTART_SEQ_GAP
+    loaded = server(cap)
+    loaded.table.epoch = expected.table.epoch
+    with unittest.mock.patch.object(durable, "LOAD_RUN", run_length):
+        assert durable._apply(loaded, entries) == len(expected.table)
+    assert table_state(loaded.table) == table_state(expected.table)
+    assert loaded.table.epoch == expected.table.epoch
+    assert loaded.marks.all() == expected.marks.all()
+    assert [loaded.table._records[c][2] for c in loaded.table.clients()] == [
+        expected.table._records[c][2] for c in expected.table.clients()
+    ]

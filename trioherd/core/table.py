@@ -160,6 +160,29 @@ class LocationTable:
             the bound are in :attr:`evicted_during`.
         """
         table = self._records
+        if records and (not self.max_clients or len(table) + len(records) <= self.max_clients):
+            client_ids = [record[0] for record in records]
+            if len(set(client_ids)) == len(client_ids) and table.keys().isdisjoint(client_ids):
+                # Clients the table does not hold, each once (a fresh
+                # resync, a journal's snapshot): every one is stored, so
+                # the run goes in whole, in C.
+                self.evicted_during = []
+                start = self.seq + 1 if first_number is None else first_number
+                self.seq = start + len(records) - 1
+                table.update(
+                    zip(
+                        client_ids,
+                        [
+                            (record[1], record[2], seq)
+                            for record, seq in zip(records, range(start, self.seq + 1), strict=True)
+                        ],
+                        strict=True,
+                    )
+                )
+                if self.on_store is not None:
+                    for record in records:
+                        self.on_store(record[2])
+                return records
         get = table.get
         stored: list[Record] = []
         keep = stored.append
