@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from trioherd.core.journal import (
-    MAGIC,
+    MAGIC_RUNS,
     Entry,
     Mark,
     NotAJournal,
@@ -86,7 +86,14 @@ class Journal:
     """
 
     def __init__(
-        self, path: Path, file: BinaryIO, state: ServerState, records: int, log: logging.Logger
+        self,
+        path: Path,
+        file: BinaryIO,
+        state: ServerState,
+        records: int,
+        log: logging.Logger,
+        *,
+        runs: bool = True,
     ) -> None:
         self.path = path
         self.log = log
@@ -94,6 +101,9 @@ class Journal:
         self._file = file
         self._state = state
         self._records_in_file = records
+        # Whether the file is of the format with run records (core/journal.py);
+        # a file of the first format is appended to in it until a snapshot.
+        self._runs = runs
         self._added: list[Entry] = []
         # The table's sequence number when the loop last wrote: the AT
         # records it writes next are the stores numbered from one past it.
@@ -131,7 +141,7 @@ class Journal:
         if not self._added:
             return
         table = self._state.table
-        data = encode_all(self._added)
+        data = encode_all(self._added, runs=self._runs)
         count = len(self._added)
         self._added.clear()
         stored_from = self._written_seq + 1
@@ -191,7 +201,7 @@ class Journal:
         lines = table.numbered_lines()
         temporary = self.path.with_name(self.path.name + ".tmp")
         with open(temporary, "wb") as snapshot:
-            snapshot.write(MAGIC)
+            snapshot.write(MAGIC_RUNS)
             follows = -1
             for start in range(0, len(lines), SNAPSHOT_CHUNK):
                 chunk: list[Entry] = []
@@ -202,8 +212,8 @@ class Journal:
                         chunk.append(Position(table.epoch, seq))
                     chunk.append(line)
                     follows = seq + 1
-                snapshot.write(encode_all(chunk))
-            snapshot.write(encode_all(marks))
+                snapshot.write(encode_all(chunk, runs=True))
+            snapshot.write(encode_all(marks, runs=True))
             snapshot.flush()
             os.fsync(snapshot.fileno())
         new_file = _open_locked(temporary)
@@ -215,6 +225,7 @@ class Journal:
             self._since_snapshot = None
             os.write(new_file.fileno(), b"".join(late))
             os.replace(temporary, self.path)
+            self._runs = True
             old, self._file = self._file, new_file
             self._fd = new_file.fileno()
             self._records_in_file = len(lines) + len(marks) + len(late)
@@ -285,11 +296,13 @@ def open_journal(state_dir: Path, state: ServerState, log: logging.Logger) -> Jo
                 len(decoded.entries),
             )
             file.truncate(decoded.good_length)
+        runs = decoded.runs
         if decoded.good_length == 0:
             file.seek(0)
             file.truncate()
-            file.write(MAGIC)
+            file.write(MAGIC_RUNS)
             file.flush()
+            runs = True
         file.seek(0, os.SEEK_END)
         del data
         loaded = _apply(state, decoded.entries)
@@ -300,7 +313,7 @@ def open_journal(state_dir: Path, state: ServerState, log: logging.Logger) -> Jo
             len(decoded.entries),
             time.monotonic() - started,
         )
-        return Journal(path, file, state, len(decoded.entries), log)
+        return Journal(path, file, state, len(decoded.entries), log, runs=runs)
     except OSError as exc:
         file.close()
         raise StateDirError(f"cannot read {path}: {exc.strerror or exc}") from None
