@@ -117,7 +117,8 @@ class Counters:
         self.stored_from_peers += len(stored)
         self.flood_lag.observe_many(
             [
-                (received_ns - (client_time_ns + skew_ns(skew))) / NS_PER_SECOND
+                # skew_ns, inlined: a call per record is a tenth of this.
+                (received_ns - client_time_ns - int(skew.replace(b".", b""))) / NS_PER_SECOND
                 for _, client_time_ns, _, skew in stored
             ]
         )
