@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trioherd import durable
+from trioherd.core import framing
 from trioherd.core.connection import Connection
 from trioherd.core.framing import LineBuffer, LineTooLong
 from trioherd.core.journal import Entry, Mark, Position
@@ -217,16 +218,19 @@ def reference_feed(buffer: bytearray, data: bytes, max_line: int) -> tuple[list[
 def test_bulk_framing_is_the_line_by_line_rule(
     reads: list[bytes], max_line: int, sprinkle: bytes
 ) -> None:
-    framer = LineBuffer(max_line)
-    reference = bytearray()
-    for data in reads:
-        data = data.replace(b"\x01", sprinkle)
-        lines, too_long = framer.feed(data)
-        expected, failed = reference_feed(reference, data, max_line)
-        assert lines == expected
-        assert isinstance(too_long, LineTooLong) == failed
-        if failed:
-            break
+    reads = [data.replace(b"\x01", sprinkle) for data in reads]
+    # Reads split line by line and reads split in bulk, against the rule.
+    for bulk_read in (1, 1 << 20):
+        with unittest.mock.patch.object(framing, "BULK_READ", bulk_read):
+            framer = LineBuffer(max_line)
+            reference = bytearray()
+            for data in reads:
+                lines, too_long = framer.feed(data)
+                expected, failed = reference_feed(reference, data, max_line)
+                assert lines == expected
+                assert isinstance(too_long, LineTooLong) == failed
+                if failed:
+                    break
 
 
 def test_a_connection_takes_a_resync_read_as_a_run_and_answers_the_rest() -> None:

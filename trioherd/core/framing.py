@@ -14,6 +14,9 @@ from dataclasses import dataclass
 
 #: The default longest line, in bytes, not counting the line ending.
 DEFAULT_MAX_LINE = 64 * 1024
+#: A read of at least this many bytes is split in bulk (the same rule,
+#: cheaper for many lines); a smaller one line by line.
+BULK_READ = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +63,21 @@ class LineBuffer:
             return [], None
         buffer = self._buffer
         buffer += data
-        end = buffer.rfind(b"\n", self._scanned)
-        if end < 0:
+        if len(data) < BULK_READ:
+            # A client's read: a line or two, split one by one (for so few
+            # the bulk split below costs more than it saves).
             lines: list[bytes] = []
+            start = 0
+            search = self._scanned
+            while (end := buffer.find(b"\n", search)) >= 0:
+                line_end = end - 1 if end > start and buffer[end - 1] == 0x0D else end
+                if line_end - start > self.max_line:
+                    return lines, self._fail(bytes(buffer[start : start + self.max_line]))
+                lines.append(bytes(buffer[start:line_end]))
+                start = search = end + 1
+            del buffer[:start]
+        elif (end := buffer.rfind(b"\n", self._scanned)) < 0:
+            lines = []
         else:
             # Every complete line at once: one split in C, however many
             # lines the read brought (a resync's reads bring about a
