@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from trioherd import durable
-from trioherd.core.journal import MAGIC, Mark, Position, encode
+from trioherd.core.journal import MAGIC, MAGIC_RUNS, Mark, Position, decode, encode
 from trioherd.core.resume import owed_since
 from trioherd.core.state import ServerState
 from trioherd.durable import StateDirError, journal_path, open_journal
@@ -208,3 +208,62 @@ def test_an_older_journal_starts_a_new_life(tmp_path: Path) -> None:
     assert len(state.table) == 3
     # No neighbour holds a mark of this life: each is owed the whole table.
     assert owed_after(state, (b"0123456789abcdef", 1)) == [b"c0", b"c1", b"c2"]
+
+
+def test_a_journal_of_the_first_format_stays_in_it_until_compacted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = journal_path(tmp_path, "Hill")
+    path.write_bytes(MAGIC + encode(b"AT Hill +0.100000000 old +1+1 1"))
+    state = hill()
+    journal = open_journal(tmp_path, state, LOG)
+    journal.start()
+    fill(state, 5)
+    journal.close()
+    # An older build can still read it: no run records in it.
+    data = path.read_bytes()
+    assert data.startswith(MAGIC)
+    assert decode(data).entries[2:] == [state.table.line(b"c%d" % i) for i in range(5)]
+
+    # A snapshot rewrites it in the format with runs.
+    monkeypatch.setattr(durable, "COMPACT_SLACK", 0)
+    monkeypatch.setattr(durable, "SYNC_INTERVAL", 0.01)
+    again = hill()
+    journal = open_journal(tmp_path, again, LOG)
+    journal.start()
+    # Five clients moving ten times: 50 records for a table of 6.
+    for round_ in range(10):
+        fill(again, 5, time_base=1000 * (round_ + 1))
+    deadline = time.monotonic() + 10
+    while not path.read_bytes().startswith(MAGIC_RUNS):
+        assert time.monotonic() < deadline, "never compacted"
+        time.sleep(0.01)
+    fill(again, 3, time_base=5000)
+    journal.close()
+    last = hill()
+    open_journal(tmp_path, last, LOG).close()
+    assert [last.table.line(c) for c in again.table.clients()] == [
+        again.table.line(c) for c in again.table.clients()
+    ]
+    assert len(last.table) == 6
+
+
+def test_a_new_journal_writes_runs(tmp_path: Path) -> None:
+    state = hill()
+    journal = open_journal(tmp_path, state, LOG)
+    journal.start()
+    fill(state, 300)
+    journal.close()
+    data = journal_path(tmp_path, "Hill").read_bytes()
+    assert data.startswith(MAGIC_RUNS)
+    # One Position and one run: the 300 records of one read in one frame.
+    assert (
+        len(data)
+        < len(MAGIC_RUNS)
+        + 8 * 3
+        + sum(len(state.table.line(c) or b"") + 1 for c in state.table.clients())
+        + 40
+    )
+    again = hill()
+    open_journal(tmp_path, again, LOG).close()
+    assert list(again.table.clients()) == list(state.table.clients())

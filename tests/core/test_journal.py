@@ -1,11 +1,22 @@
 """The journal's format and the resume bookmarks, without files or sockets."""
 
+import unittest.mock
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from trioherd.core import journal
 from trioherd.core.connection import Connection
-from trioherd.core.journal import MAGIC, Mark, NotAJournal, decode, encode, encode_all
+from trioherd.core.journal import (
+    MAGIC,
+    MAGIC_RUNS,
+    Mark,
+    NotAJournal,
+    decode,
+    encode,
+    encode_all,
+)
 from trioherd.core.link import LinkProtocol
 from trioherd.core.state import ServerState
 
@@ -172,3 +183,31 @@ def test_other_peers_get_the_whole_table_and_no_marks() -> None:
     # A malformed mark is an invalid line on a link.
     jaquez = ServerState("Jaquez", ["Hill"])
     assert jaquez.handle(b"MARK x", NOW, "Hill") == b"? MARK x\n"
+
+
+@given(entries, st.integers(8, 200), st.data())
+def test_runs_round_trip_and_a_torn_tail_keeps_every_whole_run_before_it(
+    records: list[bytes | Mark], run_bytes: int, data: st.DataObject
+) -> None:
+    # AT lines never hold a newline: a run is split on them.
+    records = [r.replace(b"\n", b"") if isinstance(r, bytes) else r for r in records]
+    with unittest.mock.patch.object(journal, "RUN_BYTES", run_bytes):
+        whole = MAGIC_RUNS + encode_all(records, runs=True)
+    decoded = decode(whole)
+    assert decoded.entries == records
+    assert decoded.runs
+    assert decoded.problem is None
+    cut = data.draw(st.integers(len(MAGIC_RUNS), len(whole)))
+    torn = decode(whole[:cut])
+    assert torn.entries == records[: len(torn.entries)]
+    assert (torn.problem is None) == (torn.good_length == cut)
+    assert decode(whole[: torn.good_length]).entries == torn.entries
+
+
+def test_a_run_in_a_file_of_the_first_format_is_not_read() -> None:
+    lines = [b"AT Hill +0.5 kiwi +1+1 100", b"AT Hill +0.5 apple +1+1 100"]
+    run = encode_all(lines, runs=True)
+    assert decode(MAGIC_RUNS + run).entries == lines
+    assert decode(MAGIC + run).problem == f"unknown record at byte {len(MAGIC)}"
+    assert decode(MAGIC + encode_all(lines)).entries == lines
+    assert decode(MAGIC_RUNS[:7]).problem == "torn header"

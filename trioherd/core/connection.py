@@ -238,6 +238,8 @@ class Connection:
         exchange = Exchange()
         replies = exchange.replies
         reply_bytes = 0
+        if self.peer is not None and self._candidate is None and len(lines) > 1:
+            self._peer_run(exchange)
         while lines and len(exchange.queries) < MAX_QUERIES and reply_bytes < MAX_REPLY_BYTES:
             line = lines.popleft()
             if not lines and self._too_long is not None:
@@ -269,6 +271,26 @@ class Connection:
         # Before any reply goes out: the durable journal writes what was stored.
         state.lines_handled()
         return exchange
+
+    def _peer_run(self, exchange: Exchange) -> None:
+        """Hand the state a neighbour's lines as one run (a resync's read).
+
+        What the state takes at once (ServerState.handle_peer_run) needs no
+        reply; the lines it leaves, and an over-long line's placeholder,
+        are taken one by one as any others.
+        """
+        assert self.peer is not None
+        lines = self._lines
+        run = list(lines)
+        if self._too_long is not None:
+            run.pop()
+        handled = self._state.handle_peer_run(run, self._received_ns, self.peer)
+        if not handled:
+            return
+        rest = list(lines)[handled:]
+        lines.clear()
+        lines.extend(rest)
+        exchange.received = run if handled == len(run) else run[:handled]
 
     def _challenge(self, line: bytes, hello: PeerJoined, exchange: Exchange) -> bytes:
         """Answer a neighbour's ``PEER`` line when a secret is configured."""

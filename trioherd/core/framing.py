@@ -14,6 +14,9 @@ from dataclasses import dataclass
 
 #: The default longest line, in bytes, not counting the line ending.
 DEFAULT_MAX_LINE = 64 * 1024
+#: A read of at least this many bytes is split in bulk (the same rule,
+#: cheaper for many lines); a smaller one line by line.
+BULK_READ = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,19 +63,34 @@ class LineBuffer:
             return [], None
         buffer = self._buffer
         buffer += data
-        lines: list[bytes] = []
-        start = 0
-        search = self._scanned
-        while True:
-            end = buffer.find(b"\n", search)
-            if end < 0:
-                break
-            line_end = end - 1 if end > start and buffer[end - 1] == 0x0D else end
-            if line_end - start > self.max_line:
-                return lines, self._fail(bytes(buffer[start : start + self.max_line]))
-            lines.append(bytes(buffer[start:line_end]))
-            start = search = end + 1
-        del buffer[:start]
+        if len(data) < BULK_READ:
+            # A client's read: a line or two, split one by one (for so few
+            # the bulk split below costs more than it saves).
+            lines: list[bytes] = []
+            start = 0
+            search = self._scanned
+            while (end := buffer.find(b"\n", search)) >= 0:
+                line_end = end - 1 if end > start and buffer[end - 1] == 0x0D else end
+                if line_end - start > self.max_line:
+                    return lines, self._fail(bytes(buffer[start : start + self.max_line]))
+                lines.append(bytes(buffer[start:line_end]))
+                start = search = end + 1
+            del buffer[:start]
+        elif (end := buffer.rfind(b"\n", self._scanned)) < 0:
+            lines = []
+        else:
+            # Every complete line at once: one split in C, however many
+            # lines the read brought (a resync's reads bring about a
+            # thousand), then the rarer cases over the whole list.
+            block = bytes(buffer[:end])
+            del buffer[: end + 1]
+            lines = block.split(b"\n")
+            if b"\r" in block:
+                lines = [line[:-1] if line.endswith(b"\r") else line for line in lines]
+            if max(map(len, lines)) > self.max_line:
+                for index, line in enumerate(lines):
+                    if len(line) > self.max_line:
+                        return lines[:index], self._fail(line[: self.max_line])
         # A trailing b"\r" may yet be part of a b"\r\n" ending, so a pending
         # line is too long only once it holds max_line bytes plus one that is
         # not that b"\r".

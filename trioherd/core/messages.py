@@ -172,6 +172,52 @@ def parse_at(line: bytes) -> At | None:
     return At(server, skew, client_id, location, client_time, client_time_ns, stripped)
 
 
+# The same lines, many at once: a run of lines joined with b"\n", each of
+# which must be an AT line in the form servers write, with latitude and
+# longitude in range written into the pattern (magnitudes up to 90 and 180
+# with any decimals, or exactly 90 or 180 with zeros), so no float is made.
+# It is stricter than parse_at: a line it refuses may still be valid, and
+# takes parse_at's path, which decides.
+_LATITUDE = rb"0?(?:[0-8]?\d(?:\.\d{1,30})?|90(?:\.0{1,30})?)"
+_LONGITUDE = rb"(?:(?:0?\d?\d|1[0-7]\d)(?:\.\d{1,30})?|180(?:\.0{1,30})?)"
+_AT_RUN = re.compile(
+    rb"(?m)^AT \S+ ([+-]\d{1,21}\.\d{9}) (\S+) [+-]"
+    + _LATITUDE
+    + rb"[+-]"
+    + _LONGITUDE
+    + rb" (\d{1,20})(?:\.(\d{1,9}))?$"
+)
+
+Record = tuple[bytes, int, bytes, bytes]
+"""An AT line as a table stores it: ``(client ID, client time in ns, line, skew)``."""
+
+
+def parse_at_run(lines: list[bytes]) -> list[Record] | None:
+    """Many AT lines from a peer at once, if every one is in the form servers write.
+
+    A resync brings a million such lines; this looks at a read's worth in
+    one regex call and makes no object per line but the record. It returns
+    ``None`` if any line is not an AT line as servers write it (a ``MARK``,
+    a bad line, or a valid line written another way): the caller then takes
+    :func:`parse_at` line by line. Where it returns records, they are what
+    :func:`parse_at` makes of the same lines (tests/core/test_batch.py).
+    """
+    found = _AT_RUN.findall(b"\n".join(lines))
+    # Each match is one whole line (no part of the pattern matches b"\n"),
+    # so as many matches as lines means every line matched.
+    if len(found) != len(lines):
+        return None
+    return [
+        (
+            client_id,
+            int(seconds) * NS_PER_SECOND + (int(fraction.ljust(9, b"0")) if fraction else 0),
+            line,
+            skew,
+        )
+        for (skew, client_id, seconds, fraction), line in zip(found, lines, strict=True)
+    ]
+
+
 def format_at(server: bytes, received_ns: int, iamat: IAmAt) -> At:
     """The AT record for an IAMAT that ``server`` received at ``received_ns``."""
     skew = format_skew(received_ns, iamat.client_time_ns)

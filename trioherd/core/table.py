@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 
-from trioherd.core.messages import At
+from trioherd.core.messages import At, Record
 
 
 class LocationTable:
@@ -40,7 +40,16 @@ class LocationTable:
     (trioherd/durable.py), so its neighbours' marks stay good.
     """
 
-    __slots__ = ("_records", "epoch", "evicted", "last_evicted", "max_clients", "on_store", "seq")
+    __slots__ = (
+        "_records",
+        "epoch",
+        "evicted",
+        "evicted_during",
+        "last_evicted",
+        "max_clients",
+        "on_store",
+        "seq",
+    )
 
     def __init__(self, max_clients: int = 0) -> None:
         self._records: dict[bytes, tuple[int, bytes, int]] = {}
@@ -56,6 +65,9 @@ class LocationTable:
         self.evicted = 0
         #: The client most recently forgotten, for whoever holds its ID too.
         self.last_evicted: bytes | None = None
+        #: What :meth:`offer_many` last forgot: ``(how many records it had
+        #: stored by then, client ID)``, in order.
+        self.evicted_during: list[tuple[int, bytes]] = []
 
     def __len__(self) -> int:
         return len(self._records)
@@ -128,3 +140,77 @@ class LocationTable:
         if self.on_store is not None:
             self.on_store(at.line)
         return True
+
+    def offer_many(self, records: list[Record], first_number: int | None = None) -> list[Record]:
+        """Offer peers' records in order, as :meth:`offer` with ``from_client=False`` each.
+
+        The same rule as :meth:`offer`, in one loop for a run of records (a
+        resync's read, a journal's load): the property tests in
+        tests/core/test_batch.py hold the two to the same results.
+
+        Args:
+            records: the records, as :func:`~trioherd.core.messages.parse_at_run` makes them.
+            first_number: if given, record ``i`` is store number
+                ``first_number + i`` whether or not it is stored (a journal's
+                records keep the numbers they had); otherwise each store
+                takes the next number.
+
+        Returns:
+            The records stored, in order. Clients forgotten to keep within
+            the bound are in :attr:`evicted_during`.
+        """
+        table = self._records
+        if records and (not self.max_clients or len(table) + len(records) <= self.max_clients):
+            client_ids = [record[0] for record in records]
+            if len(set(client_ids)) == len(client_ids) and table.keys().isdisjoint(client_ids):
+                # Clients the table does not hold, each once (a fresh
+                # resync, a journal's snapshot): every one is stored, so
+                # the run goes in whole, in C.
+                self.evicted_during = []
+                start = self.seq + 1 if first_number is None else first_number
+                self.seq = start + len(records) - 1
+                table.update(
+                    zip(
+                        client_ids,
+                        [
+                            (record[1], record[2], seq)
+                            for record, seq in zip(records, range(start, self.seq + 1), strict=True)
+                        ],
+                        strict=True,
+                    )
+                )
+                if self.on_store is not None:
+                    for record in records:
+                        self.on_store(record[2])
+                return records
+        get = table.get
+        stored: list[Record] = []
+        keep = stored.append
+        evicted_during = self.evicted_during = []
+        seq = self.seq
+        number = first_number
+        for record in records:
+            client_id, client_time_ns, line, _ = record
+            if number is not None:
+                seq = number - 1
+                number += 1
+            old = get(client_id)
+            if old is not None:
+                if client_time_ns < old[0] or (client_time_ns == old[0] and line <= old[1]):
+                    continue
+                del table[client_id]
+            elif self.max_clients and len(table) >= self.max_clients:
+                oldest = next(iter(table))
+                del table[oldest]
+                self.evicted += 1
+                evicted_during.append((len(stored), oldest))
+            seq += 1
+            table[client_id] = (client_time_ns, line, seq)
+            keep(record)
+        self.seq = seq
+        if evicted_during:
+            self.last_evicted = evicted_during[-1][1]
+        if self.on_store is not None:
+            for record in stored:
+                self.on_store(record[2])
+        return stored
