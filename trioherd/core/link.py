@@ -37,9 +37,13 @@ from trioherd.core.state import ServerState
 
 #: Backoff between attempts: doubles from FIRST up to CAP, each sleep a
 #: random 50-100% of that ("equal jitter"), so a herd restarting together
-#: does not retry in lockstep.
+#: does not retry in lockstep. The cap bounds how long a link that comes
+#: back (a healed partition, a neighbour restarted) waits before it is used
+#: again: at most a second, so the herd is level again within a couple of
+#: seconds. A neighbour that stays down costs one refused (or unrouted)
+#: connection attempt per 0.5-1 s, and one log line per outage.
 BACKOFF_FIRST = 0.05
-BACKOFF_CAP = 2.0
+BACKOFF_CAP = 1.0
 #: A connection attempt that neither succeeds nor fails by then is given up.
 CONNECT_TIMEOUT = 5.0
 #: A neighbour that has not answered our authenticated handshake by then is
