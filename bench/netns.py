@@ -73,8 +73,15 @@ def remove_stale() -> list[str]:
     return removed
 
 
+# Whether check() passed already in this process.
+_checked = False
+
+
 def check() -> None:
-    """Raise :class:`Unavailable` unless this process can make namespaces."""
+    """Raise :class:`Unavailable` unless this process can make namespaces (tried once)."""
+    global _checked
+    if _checked:
+        return
     if shutil.which("ip") is None:
         raise Unavailable("no `ip` command (iproute2): cannot make network namespaces")
     if os.geteuid() != 0:
@@ -85,6 +92,7 @@ def check() -> None:
     except OSError as exc:
         raise Unavailable(f"cannot make a network namespace: {exc}") from None
     subprocess.run(["ip", "netns", "del", probe], capture_output=True, check=False)
+    _checked = True
 
 
 @dataclass(frozen=True)
