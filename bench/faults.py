@@ -80,6 +80,9 @@ class Tables:
         self._links: dict[str, asyncio.StreamWriter] = {}
         self._tables: dict[str, asyncio.Future[dict[bytes, bytes]]] = {}
         self.port = 0
+        #: Per server, each AT line it sent us (its table, then its floods)
+        #: and when it first did: when the update had reached that server.
+        self.seen: dict[str, dict[bytes, float]] = {}
 
     async def start(self, hosts: Sequence[str] = ("127.0.0.1",)) -> asyncio.Server:
         """Listen, on one port at each of ``hosts``, for the servers' links."""
@@ -102,20 +105,22 @@ class Tables:
             self._links[name] = writer
             writer.write(b"RESUME - 0\n")
             table: dict[bytes, bytes] = {}
+            seen = self.seen.setdefault(name, {})
             while line := await reader.readline():
                 if line.startswith(b"MARK"):
                     break
                 fields = line.split()
                 if len(fields) == 6:
-                    table[fields[3]] = line.rstrip(b"\n")
+                    table[fields[3]] = line = line.rstrip(b"\n")
+                    seen.setdefault(line, time.monotonic())
             else:
                 return
             waiting = self._tables.get(name)
             if waiting is not None and not waiting.done():
                 waiting.set_result(table)
-            # Later lines (floods) are not needed: read and drop them.
-            while await reader.read(1 << 16):
-                pass
+            # Later lines are the updates the server stores from now on.
+            while line := await reader.readline():
+                seen.setdefault(line.rstrip(b"\n"), time.monotonic())
         except (OSError, asyncio.IncompleteReadError, ValueError):
             pass
         finally:
@@ -428,6 +433,24 @@ async def missing(
     }
 
 
+def level_s(tables: Tables, herd: FaultHerd, acked: dict[bytes, bytes], since: float) -> float:
+    """Seconds from ``since`` until the last acknowledged update reached the last server.
+
+    As seen on each server's link to the harness (its table, then the
+    updates it stores): tighter than ``converged_s``, which ends with a
+    round of whole-table reads.
+    """
+    latest = max(
+        (
+            tables.seen.get(name, {}).get(line, since)
+            for name in herd.names
+            for line in acked.values()
+        ),
+        default=since,
+    )
+    return round(max(latest - since, 0.0), 3)
+
+
 async def converge(tables: Tables, herd: FaultHerd, acked: dict[bytes, bytes]) -> dict[str, Any]:
     """Read every table until none lacks an update; report the time and what is lost."""
     started = time.monotonic()
@@ -436,7 +459,12 @@ async def converge(tables: Tables, herd: FaultHerd, acked: dict[bytes, bytes]) -
         elapsed = time.monotonic() - started
         counts = {name: len(clients) for name, clients in lacking.items()}
         if not any(lacking.values()):
-            return {"converged_s": round(elapsed, 3), "lost": 0, "lacking": counts}
+            return {
+                "converged_s": round(elapsed, 3),
+                "level_s": level_s(tables, herd, acked, started),
+                "lost": 0,
+                "lacking": counts,
+            }
         first = next(iter(lacking.values()))
         if all(clients == first for clients in lacking.values()):
             # Every server lacks the same updates: none holds them to pass
@@ -565,6 +593,7 @@ async def fault_partition(
     cuts = herd.cuts_between(PARTITION_SIDE)
     acknowledged = lost = 0
     converged: list[float | None] = []
+    level: list[float | None] = []
     links_back: list[float | None] = []
     # Per round, the acknowledged updates some server lacked just before the heal.
     held_apart: list[int] = []
@@ -589,6 +618,7 @@ async def fault_partition(
         acknowledged += len(acked)
         lost += result["lost"]
         converged.append(result["converged_s"])
+        level.append(result.get("level_s"))
         relays = [cut for cut in cuts if isinstance(cut, Relay)]
         if relays:
             links_back.append(await _links_back(relays, healed))
@@ -600,6 +630,7 @@ async def fault_partition(
         "lost": lost,
         "converged_s": None if None in converged else max(c for c in converged if c is not None),
         "converged_s_each": converged,
+        "level_s_each": level,
         "links_back_s_each": links_back or None,
         "apart_at_heal_each": held_apart,
     }
