@@ -451,9 +451,14 @@ def level_s(tables: Tables, herd: FaultHerd, acked: dict[bytes, bytes], since: f
     return round(max(latest - since, 0.0), 3)
 
 
-async def converge(tables: Tables, herd: FaultHerd, acked: dict[bytes, bytes]) -> dict[str, Any]:
-    """Read every table until none lacks an update; report the time and what is lost."""
-    started = time.monotonic()
+async def converge(
+    tables: Tables, herd: FaultHerd, acked: dict[bytes, bytes], since: float | None = None
+) -> dict[str, Any]:
+    """Read every table until none lacks an update; report the time and what is lost.
+
+    Times are from ``since`` (default: now).
+    """
+    started = time.monotonic() if since is None else since
     while True:
         lacking = await missing(tables, herd, acked)
         elapsed = time.monotonic() - started
@@ -610,11 +615,14 @@ async def fault_partition(
         # (were it not cut, the herd would be level within milliseconds).
         apart = await missing(tables, herd, acked)
         held_apart.append(len(set().union(*apart.values())))
+        # From the first link's return: healing the links one by one takes
+        # a few `ip` commands in --netns, and updates cross meanwhile.
+        healing = time.monotonic()
         for cut in cuts:
             await cut.heal()
         healed = time.monotonic()
         herd.note_crashes()
-        result = await converge(tables, herd, acked)
+        result = await converge(tables, herd, acked, since=healing)
         acknowledged += len(acked)
         lost += result["lost"]
         converged.append(result["converged_s"])
