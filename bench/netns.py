@@ -26,6 +26,7 @@ them); a run that was killed before it could is cleaned up by the next one
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 from collections.abc import Iterable, Sequence
@@ -120,9 +121,12 @@ class Network:
     def __init__(self, names: Sequence[str], links: Iterable[tuple[str, str]]) -> None:
         pid = os.getpid()
         self.names = list(names)
-        # Interface names are at most 15 bytes; they meet in the root
-        # namespace when made, so they carry the process ID too.
-        tag = f"t{pid:x}"
+        # Interface names are at most 15 bytes. The management pairs' root
+        # ends live in the root namespace, where a pair of a finished run
+        # may linger a moment (namespaces are torn down in the background)
+        # and process IDs come round again: the process ID and two random
+        # bytes, and make() deletes a leftover of the same name first.
+        tag = f"t{pid:x}{secrets.token_hex(2)}"
         self.namespace = {name: f"{PREFIX}-{pid}-{name}" for name in self.names}
         #: Where the harness reaches each server, and where it reaches the harness.
         self.server_address = {name: f"10.231.{i}.2" for i, name in enumerate(self.names)}
@@ -155,6 +159,7 @@ class Network:
                 self._made.append(namespace)
                 _ip("-n", namespace, "link", "set", "lo", "up")
                 root_end, server_end = self._management[name], "mgmt"
+                subprocess.run(["ip", "link", "del", root_end], capture_output=True, check=False)
                 veth = ["link", "add", root_end, "type", "veth", "peer", "name", server_end]
                 _ip(*veth, "netns", namespace)
                 _ip("addr", "add", f"{self.harness_address[name]}/30", "dev", root_end)
