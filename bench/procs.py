@@ -156,6 +156,8 @@ class ChildProcess:
         stderr_path: where its standard error goes (appended to).
         env: variables to set in its environment, on top of ours.
         open_files: a cap on its file descriptors (``RLIMIT_NOFILE``).
+        launcher: words that run ``python`` elsewhere and keep its process
+            ID (``ip netns exec NS``, for a server in a network namespace).
     """
 
     def __init__(
@@ -166,8 +168,10 @@ class ChildProcess:
         *,
         env: Mapping[str, str] | None = None,
         open_files: int | None = None,
+        launcher: Sequence[str] = (),
     ) -> None:
         self.label = label
+        self.launcher = list(launcher)
         self.args = list(args)
         self.stderr_path = stderr_path
         self.env = dict(env or {})
@@ -198,7 +202,7 @@ class ChildProcess:
         with self.stderr_path.open("ab") as stderr:
             self.started_at = time.monotonic()
             self.process = subprocess.Popen(
-                [sys.executable, *self.args],
+                [*self.launcher, sys.executable, *self.args],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
@@ -206,7 +210,7 @@ class ChildProcess:
                 preexec_fn=limit_open_files if open_files is not None else None,
             )
 
-    async def wait_listening(self, port: int) -> float:
+    async def wait_listening(self, port: int, host: str = "127.0.0.1") -> float:
         """Wait until ``port`` accepts connections; return seconds since the spawn.
 
         Raises:
@@ -216,7 +220,7 @@ class ChildProcess:
         while time.monotonic() < deadline:
             if not self.running:
                 raise StartError(f"{self.label} exited: {self.stderr_tail()}")
-            if await port_open(port):
+            if await port_open(port, host):
                 return time.monotonic() - self.started_at
             await anyio.sleep(_POLL_S)
         raise StartError(f"{self.label} did not listen on port {port} in {START_TIMEOUT:g} s")
@@ -309,6 +313,10 @@ class Herd:
         """Where server ``name`` listens."""
         return ("127.0.0.1", self.ports[name])
 
+    def launcher(self, name: str) -> list[str]:
+        """The words that run server ``name``'s ``python`` (none: here, on loopback)."""
+        return []
+
     def pids(self) -> dict[str, int]:
         """Process IDs of the running servers, by name."""
         return {name: s.pid for name, s in self.servers.items() if s.running}
@@ -341,7 +349,9 @@ class Herd:
         ]
         label = f"{self.label} {name}"
         stderr = self.workdir / f"{name.lstrip('-')}.stderr"
-        server = ChildProcess(label, args, stderr, env=env, open_files=open_files)
+        server = ChildProcess(
+            label, args, stderr, env=env, open_files=open_files, launcher=self.launcher(name)
+        )
         server.spawn()
         self.servers[name] = server
         return server
@@ -364,7 +374,8 @@ class Herd:
         for name in self.names:
             self.spawn(name)
         for name in self.names:
-            await self.servers[name].wait_listening(self.ports[name])
+            host, port = self.address(name)
+            await self.servers[name].wait_listening(port, host)
         return time.monotonic() - started
 
     async def start_together(self, *options: str) -> None:

@@ -15,6 +15,7 @@ import sys
 import trio
 
 from trioherd.cli import main
+from trioherd.serving import limit_unacknowledged
 from trioherd.stream import HerdStream
 
 
@@ -48,7 +49,9 @@ class SocketStreams:
         return _SocketStream(trio.SocketStream(trio.socket.from_stdlib_socket(sock)))
 
     async def connect(self, host: str, port: int) -> HerdStream:
-        return _SocketStream(await trio.open_tcp_stream(host, port))
+        stream = await trio.open_tcp_stream(host, port)
+        limit_unacknowledged(stream.socket)
+        return _SocketStream(stream)
 
 
 if __name__ == "__main__":

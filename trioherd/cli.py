@@ -11,8 +11,6 @@ import trio
 from trioherd.core.tls import PLAIN
 from trioherd.herd import RunningHerd, run_herd
 from trioherd.logs import HerdLogs, note
-from trioherd.metrics import MeteredPlaces, MetricsBoard
-from trioherd.metrics_server import serve_metrics
 from trioherd.offline.nearby import NEARBY_PATH
 from trioherd.options import Options, exit_status, parse_options
 from trioherd.places import OfflinePlaces, open_places
@@ -38,6 +36,11 @@ async def serve(options: Options, logs: HerdLogs, streams: StreamFactory = LEAN_
             offline = places if isinstance(places, OfflinePlaces) else None
             board = None
             if options.metrics is not None:
+                # Imported only here: prometheus_client is a tenth of a server's start-up
+                # CPU, and a restarted server should answer at once.
+                from trioherd.metrics import MeteredPlaces, MetricsBoard
+                from trioherd.metrics_server import serve_metrics
+
                 places = metered = MeteredPlaces(places)
                 board = MetricsBoard("trio", metered, logs.dropped_records)
                 host, port = options.metrics

@@ -8,6 +8,7 @@ and after the part that is theirs (asking Places, writing).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import socket
@@ -18,7 +19,7 @@ from typing import Generic, Protocol, TypeVar
 
 from trioherd.core.config import BindError, HerdConfig
 from trioherd.core.connection import Exchange
-from trioherd.core.link import LinkProtocol
+from trioherd.core.link import UNACKNOWLEDGED_LIMIT, LinkProtocol
 from trioherd.logs import HerdLogs, LineLog
 from trioherd.watchdog import exit_after, open_door_warning
 
@@ -147,6 +148,25 @@ def announce(
     )
     if open_door:
         server.log.warning("%s", open_door_warning(host, port))
+
+
+class _Options(Protocol):
+    """A socket, stdlib or trio: what setting an option needs."""
+
+    def setsockopt(self, level: int, optname: int, value: int, /) -> None: ...
+
+
+def limit_unacknowledged(sock: _Options) -> None:
+    """Have the OS drop an outbound link whose bytes stay unacknowledged.
+
+    After :data:`~trioherd.core.link.UNACKNOWLEDGED_LIMIT` seconds
+    (``TCP_USER_TIMEOUT``; where the OS lacks it, the link waits on TCP's
+    own retransmissions, as before).
+    """
+    option = getattr(socket, "TCP_USER_TIMEOUT", None)
+    if option is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, option, int(UNACKNOWLEDGED_LIMIT * 1000))
 
 
 class Link(Protocol):

@@ -41,6 +41,8 @@ from typing import Protocol
 
 import trio
 
+from trioherd.serving import limit_unacknowledged
+
 #: The most bytes one ``receive_some`` asks for by default.
 RECEIVE_SIZE = 65536
 #: accept() errors that mean "out of descriptors or memory": wait, then retry.
@@ -231,7 +233,9 @@ class LeanStreams:
 
     async def connect(self, host: str, port: int) -> HerdStream:
         # open_tcp_stream for its happy-eyeballs connect; then the lean stream.
-        return LeanStream.take(await trio.open_tcp_stream(host, port))
+        stream = await trio.open_tcp_stream(host, port)
+        limit_unacknowledged(stream.socket)
+        return LeanStream.take(stream)
 
 
 #: The streams every server uses unless told otherwise.
@@ -310,6 +314,7 @@ class TlsStreams:
         if self._links is None:
             return await self._plain.connect(host, port)
         transport = await trio.open_tcp_stream(host, port)
+        limit_unacknowledged(transport.socket)
         stream = trio.SSLStream(transport, self._links, server_hostname=host, https_compatible=True)
         try:
             await stream.do_handshake()

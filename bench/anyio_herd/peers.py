@@ -38,7 +38,7 @@ from trioherd.core.link import (
 )
 from trioherd.core.state import ServerState
 from trioherd.logs import LineLog
-from trioherd.serving import LinkBase
+from trioherd.serving import LinkBase, limit_unacknowledged
 
 
 class PeerLink(LinkBase[anyio.Event]):
@@ -129,7 +129,9 @@ class PeerLink(LinkBase[anyio.Event]):
     async def _connect(self) -> SocketStream:
         host, port = self.address
         with anyio.move_on_after(CONNECT_TIMEOUT):
-            return await anyio.connect_tcp(host, port)
+            stream = await anyio.connect_tcp(host, port)
+            limit_unacknowledged(stream.extra(SocketAttribute.raw_socket))
+            return stream
         raise TimeoutError(f"no answer from {host}:{port} in {CONNECT_TIMEOUT:g} s")
 
     async def _handshake(self, stream: SocketStream) -> None:

@@ -8,14 +8,16 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Sequence
 from functools import partial
+from typing import TYPE_CHECKING
 
 from bench.asyncio_herd.herd import RunningHerd, run_herd
-from bench.asyncio_herd.metrics_server import serve_metrics
 from bench.asyncio_herd.places import OfflinePlaces, open_places
 from bench.asyncio_herd.server import HerdServer
 from trioherd.logs import HerdLogs, note
-from trioherd.metrics import MeteredPlaces, MetricsBoard
 from trioherd.options import Options, exit_status, parse_options
+
+if TYPE_CHECKING:
+    from trioherd.metrics import MetricsBoard
 
 PROG = "python -m bench.asyncio_herd"
 
@@ -63,6 +65,11 @@ async def serve(
         offline = places if isinstance(places, OfflinePlaces) else None
         board = None
         if options.metrics is not None:
+            # Imported only here, as in trioherd/cli.py: prometheus_client is a
+            # tenth of a server's start-up CPU.
+            from bench.asyncio_herd.metrics_server import serve_metrics
+            from trioherd.metrics import MeteredPlaces, MetricsBoard
+
             places = metered = MeteredPlaces(places)
             board = MetricsBoard("asyncio", metered, logs.dropped_records)
             host, port = options.metrics

@@ -26,7 +26,7 @@ from trioherd.core.link import (
 )
 from trioherd.core.state import ServerState
 from trioherd.logs import LineLog
-from trioherd.serving import LinkBase
+from trioherd.serving import LinkBase, limit_unacknowledged
 
 
 class PeerLink(LinkBase[asyncio.Event]):
@@ -98,6 +98,7 @@ class PeerLink(LinkBase[asyncio.Event]):
             try:
                 async with asyncio.timeout(CONNECT_TIMEOUT):
                     reader, writer = await asyncio.open_connection(host, port, ssl=self._ssl)
+                limit_unacknowledged(writer.get_extra_info("socket"))
             except (OSError, TimeoutError) as exc:
                 message, loud = protocol.cannot_connect(exc)
                 self.log.log(logging.INFO if loud else logging.DEBUG, "%s", message)

@@ -37,9 +37,23 @@ from trioherd.core.state import ServerState
 
 #: Backoff between attempts: doubles from FIRST up to CAP, each sleep a
 #: random 50-100% of that ("equal jitter"), so a herd restarting together
-#: does not retry in lockstep.
+#: does not retry in lockstep. The cap bounds how long a link that comes
+#: back (a healed partition, a neighbour restarted) waits before it is used
+#: again: at most a second, so the herd is level again within a couple of
+#: seconds. A neighbour that stays down costs one refused (or unrouted)
+#: connection attempt per 0.5-1 s, and one log line per outage.
 BACKOFF_FIRST = 0.05
-BACKOFF_CAP = 2.0
+BACKOFF_CAP = 1.0
+#: A link whose sent bytes stay unacknowledged this long is dropped by the
+#: OS (TCP_USER_TIMEOUT, where there is one; serving.limit_unacknowledged)
+#: and reconnected with the backoff above. Without it, a link across a
+#: partition between hosts keeps its connection while TCP's retransmissions
+#: back off (doubling, up to two minutes apart): a 15 s cut healed only
+#: 11 s after the link came back (bench/results/faults/README.md). The
+#: neighbour's kernel acknowledges whatever its server is doing, so a busy
+#: neighbour is not dropped for this; a reconnected link resumes where the
+#: neighbour got to (RESUME), so dropping loses nothing.
+UNACKNOWLEDGED_LIMIT = 2.0
 #: A connection attempt that neither succeeds nor fails by then is given up.
 CONNECT_TIMEOUT = 5.0
 #: A neighbour that has not answered our authenticated handshake by then is
