@@ -5,9 +5,10 @@ The division of work is Redis's ``appendfsync everysec``:
 
 * the event loop collects what the state stores (the table's ``on_store``
   and the marks' ``on_mark`` are :meth:`Journal.add`, a ``list.append``)
-  and, once a read's lines are handled and before their replies go out,
+  and, before a reply or a link's batch can carry them out of the process,
   writes them to ``STATE_DIR/NAME.journal`` with one ``write()``
-  (:meth:`Journal.write`). That puts them in the kernel's page cache, not
+  (:meth:`Journal.write`; the records of every client read since the last
+  write go in one, a group commit). That puts them in the kernel's page cache, not
   on the disk: it costs a system call, never a wait for the disk, and from
   then on a kill -9 of the server cannot lose them;
 * a thread fsyncs the file every :data:`SYNC_INTERVAL`, so a power cut
@@ -131,8 +132,11 @@ class Journal:
         self._thread.start()
 
     def write(self) -> None:
-        """Write what was added since the last call (the loop calls it after each read).
+        """Write what was added since the last call (ServerState.lines_handled).
 
+        The loop calls it before a client's reply is made, before a link
+        takes records and after each read of a neighbour's, so the replies
+        of one pass of the loop share one write (a group commit).
         One ``write()`` into the kernel's page cache, before the replies go
         out (as Redis writes its append-only file before answering): an
         acknowledged record survives a kill -9 of the server. Only a power

@@ -72,3 +72,50 @@ def test_pipelined_whatsats_come_out_a_bounded_number_at_a_time_in_order() -> No
         slots.append(len(exchange.queries))
     assert sum(slots) == 100
     assert len(slots) >= 100 // MAX_QUERIES
+
+
+def test_clients_records_are_journaled_once_before_any_reply_or_link_takes_them() -> None:
+    """A group commit: the stores of several clients' reads share one write.
+
+    What the journal writes is whatever was stored since its last write, so
+    the first reply made (or the first batch a link takes) writes for all;
+    none of them leaves before it is written.
+    """
+    state = smith()
+    writes: list[int] = []
+    stored: list[bytes] = []
+    state.table.on_store = stored.append
+
+    def write() -> None:
+        if stored:
+            writes.append(len(stored))
+            stored.clear()
+
+    state.lines_handled = write
+    first, second = Connection(state), Connection(state)
+    first.receive(b"IAMAT a +1+1 5\n", NOW)
+    second.receive(b"IAMAT b +2+2 5\n", NOW)
+    one, two = first.next_exchange(), second.next_exchange()
+    assert one is not None
+    assert two is not None
+    assert writes == []  # stored, not yet written: nothing has left
+    assert one.output().startswith(b"AT Smith ")
+    assert writes == [2]  # both clients' records, in one write
+    assert two.output().startswith(b"AT Smith ")
+    assert writes == [2]  # nothing new to write
+
+    third = Connection(state)
+    third.receive(b"IAMAT c +3+3 5\n", NOW)
+    assert third.next_exchange() is not None
+    assert b" c " in state.take("Hill")  # a link takes the record ...
+    assert writes == [2, 1]  # ... only once it is written
+
+
+def test_a_neighbours_read_is_journaled_at_once() -> None:
+    state = smith()
+    calls: list[None] = []
+    state.lines_handled = lambda: calls.append(None)
+    connection = Connection(state)
+    connection.receive(b"PEER Hill 1\nAT Hill +0.000000000 b +2+2 6\n", NOW)
+    assert connection.next_exchange() is not None
+    assert calls == [None]

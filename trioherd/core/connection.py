@@ -32,6 +32,7 @@ connection.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from trioherd.core import auth
@@ -83,6 +84,10 @@ class Exchange:
     too_long: int | None = None
     #: Set if a peer handshake was refused: why, for the log.
     refused: str | None = None
+    #: Called before the replies are made: the durable journal writes what
+    #: is stored but not yet written (ServerState.lines_handled), once for
+    #: every reply ready in the same pass of the loop.
+    before_output: Callable[[], None] | None = None
 
     def answer(self, slot: int, answer: NearbyResponse) -> str | None:
         """Fill a WHATSAT's slot from a Places response, decoding it if need be.
@@ -108,7 +113,9 @@ class Exchange:
         return problem
 
     def output(self) -> bytes:
-        """Everything to write, in one buffer."""
+        """Everything to write, in one buffer; what it acknowledges is journaled first."""
+        if self.before_output is not None:
+            self.before_output()
         return b"".join(self.replies)
 
 
@@ -268,8 +275,16 @@ class Connection:
                     replies.append(self._challenge(line, outcome, exchange))
         exchange.flooded = state.flooded()
         exchange.first_hop = self.peer is None
-        # Before any reply goes out: the durable journal writes what was stored.
-        state.lines_handled()
+        if self.peer is None:
+            # A client's records are journaled before its reply is made, or
+            # before a link takes them, whichever comes first: so the
+            # replies of one pass of the loop share one write (a group
+            # commit), and nothing leaves the process before it is written.
+            exchange.before_output = state.lines_handled
+        else:
+            # A neighbour's read is written at once: one write per read of
+            # up to 64 KiB already, and it gets no reply to wait for.
+            state.lines_handled()
         return exchange
 
     def _peer_run(self, exchange: Exchange) -> None:

@@ -158,8 +158,10 @@ class ServerState:
         self.counters = Counters()
         #: How far each neighbour's link to us has got (core/resume.py).
         self.marks = Marks()
-        #: Called once the lines of one read are handled, before any reply
-        #: is written (the durable journal writes what they stored).
+        #: Called before what was stored can leave the process: before a
+        #: client's reply is made (Exchange.output), before a link takes
+        #: records (take), and after each read of a neighbour's. The durable
+        #: journal writes there what was stored since (none if nothing was).
         self.lines_handled: Callable[[], None] = _nothing
 
     @property
@@ -282,7 +284,12 @@ class ServerState:
         return len(self._outboxes[peer])
 
     def take(self, peer: str, limit: int = BATCH_RECORDS) -> bytes:
-        """Up to ``limit`` records owed to ``peer``, as AT lines each ending in ``\\n``."""
+        """Up to ``limit`` records owed to ``peer``, as AT lines each ending in ``\\n``.
+
+        What was stored is journaled first: a record (and its sequence
+        number) never reaches a neighbour before this server's journal.
+        """
+        self.lines_handled()
         return self._outboxes[peer].take(self.table, limit)
 
     def resync(self, peer: str, since: tuple[bytes, int] | None = None) -> None:
