@@ -152,12 +152,7 @@ class PeerLink(LinkBase[trio.Event]):
                 unsent, self._unsent = self._unsent, b""
                 await stream.send_all(unsent)
             if not self.protocol.owes():
-                # Nothing owed: no reply may wait for this link, and the
-                # next record may go at once (LinkBase._write_now).
-                self._release()
-                self._wrote_now = False
-                self._ready = trio.Event()
-                self._idle = True
+                self._go_idle(trio.Event())
                 try:
                     await self._ready.wait()
                 finally:

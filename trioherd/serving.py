@@ -213,9 +213,9 @@ class LinkBase(Generic[FlagT]):
     without a trip round the event loop, and every later hop goes on at
     once; on a busy one, the first record of a moment goes at once and
     the rest wait for the sender, which writes them in one batch. A layer
-    opts in by marking :attr:`_idle` while its sender waits for work, by
-    clearing :attr:`_wrote_now` when it goes idle, by giving
-    :meth:`_send_now`, and by writing what that left unsent before
+    opts in by calling :meth:`_go_idle` when its sender, owing nothing,
+    starts to wait for work (and clearing :attr:`_idle` when it wakes), by
+    giving :meth:`_send_now`, and by writing what that left unsent before
     anything else.
     """
 
@@ -301,6 +301,18 @@ class LinkBase(Generic[FlagT]):
         """The sender wrote the batches taken up to ``taken``."""
         self.protocol.written(taken)
         self._wake_waiting()
+
+    def _go_idle(self, ready: FlagT) -> None:
+        """The sender owes nothing and waits on ``ready`` (its new wake-up).
+
+        No reply may wait for this link now, and the next record may go at
+        once (:meth:`_write_now`). The layer then waits on :attr:`_ready`
+        and clears :attr:`_idle` when it wakes.
+        """
+        self._release()
+        self._wrote_now = False
+        self._ready = ready
+        self._idle = True
 
     def _release(self) -> None:
         """Replies stop waiting for this link: it backed up, dropped or owes nothing."""

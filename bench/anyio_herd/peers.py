@@ -151,12 +151,7 @@ class PeerLink(LinkBase[anyio.Event]):
                 unsent, self._unsent = self._unsent, b""
                 await stream.send(unsent)
             if not self.protocol.owes():
-                # Nothing owed: no reply may wait for this link, and the
-                # next record may go at once (LinkBase._write_now).
-                self._release()
-                self._wrote_now = False
-                self._ready = anyio.Event()
-                self._idle = True
+                self._go_idle(anyio.Event())
                 try:
                     await self._ready.wait()
                 finally:

@@ -140,12 +140,8 @@ class PeerLink(LinkBase[asyncio.Event]):
         transport = writer.transport
         while True:
             while not self.protocol.owes():
-                # Nothing owed: no reply may wait for this link, and the
-                # next record may go at once (LinkBase._write_now).
-                self._release()
-                self._wrote_now = False
                 self._ready.clear()
-                self._idle = True
+                self._go_idle(self._ready)
                 try:
                     await self._ready.wait()
                 finally:
