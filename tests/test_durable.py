@@ -24,7 +24,7 @@ def fill(state: ServerState, count: int, time_base: int = 100) -> None:
     for i in range(count):
         state.handle(b"IAMAT c%d +1+1 %d" % (i, time_base + i), NOW)
     # What a connection does once a read's lines are handled.
-    state.lines_handled()
+    state.write_stored()
 
 
 def test_records_and_marks_outlive_the_server(tmp_path: Path) -> None:
@@ -141,7 +141,7 @@ def test_a_restart_takes_up_the_table_s_life_where_it_was(tmp_path: Path) -> Non
     journal.start()
     state_seq = state.table.seq
     again.handle(b"IAMAT new +1+1 5000", NOW)
-    again.lines_handled()
+    again.write_stored()
     journal.close()
     # A store after the restart is numbered past anything a neighbour marked.
     assert again.table.seq > state_seq

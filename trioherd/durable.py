@@ -128,11 +128,11 @@ class Journal:
         """Start the sync thread, and journal whatever the state stores."""
         self._state.table.on_store = self.add
         self._state.marks.on_mark = self.add
-        self._state.lines_handled = self.write
+        self._state.write_stored = self.write
         self._thread.start()
 
     def write(self) -> None:
-        """Write what was added since the last call (ServerState.lines_handled).
+        """Write what was added since the last call (ServerState.write_stored).
 
         The loop calls it before a client's reply is made, before a link
         takes records and after each read of a neighbour's, so the replies

@@ -91,7 +91,7 @@ def test_clients_records_are_journaled_once_before_any_reply_or_link_takes_them(
             writes.append(len(stored))
             stored.clear()
 
-    state.lines_handled = write
+    state.write_stored = write
     first, second = Connection(state), Connection(state)
     first.receive(b"IAMAT a +1+1 5\n", NOW)
     second.receive(b"IAMAT b +2+2 5\n", NOW)
@@ -114,7 +114,7 @@ def test_clients_records_are_journaled_once_before_any_reply_or_link_takes_them(
 def test_a_neighbours_read_is_journaled_at_once() -> None:
     state = smith()
     calls: list[None] = []
-    state.lines_handled = lambda: calls.append(None)
+    state.write_stored = lambda: calls.append(None)
     connection = Connection(state)
     connection.receive(b"PEER Hill 1\nAT Hill +0.000000000 b +2+2 6\n", NOW)
     assert connection.next_exchange() is not None

@@ -34,6 +34,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import islice
 
 from trioherd.core import auth
 from trioherd.core.framing import DEFAULT_MAX_LINE, LineBuffer
@@ -85,7 +86,7 @@ class Exchange:
     #: Set if a peer handshake was refused: why, for the log.
     refused: str | None = None
     #: Called before the replies are made: the durable journal writes what
-    #: is stored but not yet written (ServerState.lines_handled), once for
+    #: is stored but not yet written (ServerState.write_stored), once for
     #: every reply ready in the same pass of the loop.
     before_output: Callable[[], None] | None = None
 
@@ -280,11 +281,11 @@ class Connection:
             # before a link takes them, whichever comes first: so the
             # replies of one pass of the loop share one write (a group
             # commit), and nothing leaves the process before it is written.
-            exchange.before_output = state.lines_handled
+            exchange.before_output = state.write_stored
         else:
             # A neighbour's read is written at once: one write per read of
             # up to 64 KiB already, and it gets no reply to wait for.
-            state.lines_handled()
+            state.write_stored()
         return exchange
 
     def _peer_run(self, exchange: Exchange) -> None:
@@ -302,7 +303,7 @@ class Connection:
         handled = self._state.handle_peer_run(run, self._received_ns, self.peer)
         if not handled:
             return
-        rest = list(lines)[handled:]
+        rest = list(islice(lines, handled, None))
         lines.clear()
         lines.extend(rest)
         exchange.received = run if handled == len(run) else run[:handled]

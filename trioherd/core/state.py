@@ -162,7 +162,7 @@ class ServerState:
         #: client's reply is made (Exchange.output), before a link takes
         #: records (take), and after each read of a neighbour's. The durable
         #: journal writes there what was stored since (none if nothing was).
-        self.lines_handled: Callable[[], None] = _nothing
+        self.write_stored: Callable[[], None] = _nothing
 
     @property
     def peers(self) -> list[str]:
@@ -289,7 +289,7 @@ class ServerState:
         What was stored is journaled first: a record (and its sequence
         number) never reaches a neighbour before this server's journal.
         """
-        self.lines_handled()
+        self.write_stored()
         return self._outboxes[peer].take(self.table, limit)
 
     def resync(self, peer: str, since: tuple[bytes, int] | None = None) -> None:
