@@ -20,10 +20,13 @@ import httpx
 import pytest
 import trio
 import trustme
+from hypothesis import given
+from hypothesis import strategies as st
 
 from trioherd.core.http1 import ResponseError, ResponseReader, request_head
-from trioherd.core.places import PlacesAnswer, PlacesQuery, decoded
+from trioherd.core.places import NearbyEndpoint, PlacesAnswer, PlacesQuery, decoded
 from trioherd.http_transport import LeanTransport
+from trioherd.httpx_places import target_urls
 from trioherd.places import HttpPlaces
 
 from support import WAIT, free_ports, places_server
@@ -429,3 +432,44 @@ async def test_the_places_server_answers_pipelined_requests_in_order() -> None:
     assert data.endswith(b"}")
     assert b"Connection: close" in data[head_end:]
     assert server.requests == 3
+
+
+@given(
+    latitude=st.floats(-90, 90),
+    longitude=st.floats(-180, 180),
+    radius_m=st.floats(0.001, 50_000),
+)
+def test_each_query_url_is_the_one_httpx_parses_from_its_text(
+    latitude: float, longitude: float, radius_m: float
+) -> None:
+    # The URL of each request is made from the endpoint's parse (target_urls):
+    # it must be exactly what httpx makes of the request's text, for any
+    # coordinates, with or without a key and a query of the endpoint's own.
+    query = PlacesQuery(b"AT x", latitude, longitude, radius_m, 5)
+    for url, key in (
+        ("http://127.0.0.1:8000/maps/api/place/nearbysearch/json", None),
+        ("https://places.test/nearby?lang=en", "k&y+z=/ \u00e9"),
+    ):
+        endpoint = NearbyEndpoint(url, key, 5.0)
+        made, text = target_urls(endpoint.target)(query), endpoint.target(query)
+        parsed = httpx.URL(text)
+        assert made == parsed
+        assert (made.raw_scheme, made.raw_host, made.port, made.raw_path) == (
+            parsed.raw_scheme, parsed.raw_host, parsed.port, parsed.raw_path
+        )  # fmt: skip
+
+
+def test_query_urls_are_parsed_where_the_shortcut_would_differ() -> None:
+    endpoint = NearbyEndpoint("http://places.test/nearby", "key", 5.0)
+    query = PlacesQuery(b"AT x", 1.5, -2.25, 10.0, 5)
+    assert target_urls(endpoint.target).__name__ == "made"
+
+    # A text httpx would encode further (a raw space and non-ASCII): the
+    # check at the start sees the difference and every URL is parsed.
+    def unencoded(query: PlacesQuery) -> str:
+        return endpoint.target(query) + "&note=caf\u00e9 au lait"
+
+    fallback = target_urls(unencoded)
+    assert fallback.__name__ == "parsed"
+    assert fallback(query) == httpx.URL(unencoded(query))
+    assert b"caf%C3%A9%20au%20lait" in fallback(query).raw_path

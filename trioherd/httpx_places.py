@@ -30,6 +30,48 @@ _HEADERS = request_headers(f"httpx/{httpx.__version__}")
 _NO_BODY = httpx.ByteStream(b"")
 
 
+def target_urls(target: Callable[[PlacesQuery], str]) -> Callable[[PlacesQuery], httpx.URL]:
+    """A maker of each query's :class:`httpx.URL`, from ``target``'s text.
+
+    Every public way to make an ``httpx.URL`` parses and checks the whole
+    text, about 23 us a request, a twentieth of a WHATSAT's CPU
+    (bench/results/http/s22/micro), though only the query differs from the
+    endpoint's, and :meth:`~trioherd.core.places.NearbyEndpoint.target`
+    makes it already encoded. So the URL is the endpoint's parse with the
+    query put in its place: httpx keeps a parsed URL as a named tuple of
+    its parts (``URL._uri_reference``, httpx 0.24 and later), which the
+    transport reads. That is httpx's inside, not its API: the shortcut is
+    taken only if, here, it gives the same URL as parsing the text does,
+    and the public parse is used otherwise.
+    """
+    query = PlacesQuery(b"", -12.5e-3, 1e16, 10.0, 1)  # an exponent, a sign, a fraction
+    text = target(query)
+    base = text.partition("?")[0]
+
+    def parsed(query: PlacesQuery) -> httpx.URL:
+        return httpx.URL(target(query))
+
+    try:
+        reference = httpx.URL(base)._uri_reference
+        make_url = httpx.URL.__new__
+
+        def made(query: PlacesQuery) -> httpx.URL:
+            url = make_url(httpx.URL)
+            url._uri_reference = reference._replace(query=target(query).partition("?")[2])
+            return url
+
+        sample, expected = made(query), httpx.URL(text)
+        same = (
+            str(sample) == str(expected)
+            and sample.raw_path == expected.raw_path
+            and (sample.raw_scheme, sample.raw_host, sample.port)
+            == (expected.raw_scheme, expected.raw_host, expected.port)
+        )
+    except Exception:  # httpx's inside has changed: parse, as a client would
+        return parsed
+    return made if same else parsed
+
+
 class HttpxNearby:
     """The loop-free half of an httpx Places source: requests, and lending transports.
 
@@ -71,7 +113,10 @@ class HttpxNearby:
         # them. Given these and an empty body as a stream, httpx.Request
         # skips working out default headers and rebuilding its Headers on
         # every request (30 of its ~90 us).
-        self._headers = [(b"Host", parsed.netloc), *_HEADERS]
+        # As httpx.Headers, which a Request copies as they are rather than
+        # normalising each pair again.
+        self._headers = httpx.Headers([(b"Host", parsed.netloc), *_HEADERS])
+        self._url = target_urls(self.endpoint.target)
         # httpx's per-phase timeouts, as a client would set them, unless the
         # subclass says its overall bound is enough.
         phases = httpx.Timeout(timeout if self.phase_timeouts else None)
@@ -89,7 +134,7 @@ class HttpxNearby:
         """
         request = httpx.Request(
             "GET",
-            self.endpoint.target(query),
+            self._url(query),
             headers=self._headers,
             stream=_NO_BODY,
             extensions=self._extensions,
