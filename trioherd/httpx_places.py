@@ -34,8 +34,8 @@ def target_urls(target: Callable[[PlacesQuery], str]) -> Callable[[PlacesQuery],
     """A maker of each query's :class:`httpx.URL`, from ``target``'s text.
 
     Every public way to make an ``httpx.URL`` parses and checks the whole
-    text, about 23 us a request, a twentieth of a WHATSAT's CPU
-    (bench/results/http/s22/micro), though only the query differs from the
+    text, 17-19 us a request, 3% of a WHATSAT's CPU on trio
+    (bench/results/http/s23/micro), though only the query differs from the
     endpoint's, and :meth:`~trioherd.core.places.NearbyEndpoint.target`
     makes it already encoded. So the URL is the endpoint's parse with the
     query put in its place: httpx keeps a parsed URL as a named tuple of
