@@ -64,6 +64,18 @@ class PassEnd(trio.abc.Instrument):
         self.log = log
         #: The links to flush at the end of this pass, in the order they asked.
         self.due: list[LinkBase[Any]] = []
+        self._token: trio.lowlevel.TrioToken | None = None
+
+    def install(self) -> None:
+        """Start flushing at the end of every pass of the current run."""
+        self._token = trio.lowlevel.current_trio_token()
+        trio.lowlevel.add_instrument(self)
+
+    def remove(self) -> None:
+        """Stop flushing (the server stops)."""
+        # Trio drops an instrument that raised; ours catches what it can.
+        with contextlib.suppress(KeyError):
+            trio.lowlevel.remove_instrument(self)
 
     def before_io_wait(self, timeout: float) -> None:
         if not self.due:
@@ -76,6 +88,20 @@ class PassEnd(trio.abc.Instrument):
             except Exception:
                 self.log.exception("link to %s: flush failed", link.peer)
                 link.wake_sender()
+        # Trio chose how long to wait for I/O before calling us: a task the
+        # flush woke (one waiting for its held reply to settle) would sleep
+        # until the next I/O or deadline. Waking the loop makes the wait
+        # return at once.
+        if (
+            timeout > 0
+            and self._token is not None
+            and trio.lowlevel.current_statistics().tasks_runnable
+        ):
+            self._token.run_sync_soon(_nothing)
+
+
+def _nothing() -> None:
+    pass
 
 
 class PeerLink(LinkBase[trio.Event]):

@@ -14,7 +14,6 @@ of an answer get a grace period to finish it.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import socket
@@ -148,13 +147,11 @@ class HerdServer(ServerBase[PeerLink]):
 
         The listeners are ours from now on: closed when the server stops.
         """
-        trio.lowlevel.add_instrument(self._pass_end)
+        self._pass_end.install()
         try:
             await self._serve(listeners, task_status)
         finally:
-            # Trio drops an instrument that raised; ours catches what it can.
-            with contextlib.suppress(KeyError):
-                trio.lowlevel.remove_instrument(self._pass_end)
+            self._pass_end.remove()
         self.log.info("stopped")
 
     async def _serve(
