@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any
 
 import trio
 
@@ -45,65 +44,6 @@ from trioherd.serving import LinkBase
 from trioherd.stream import LEAN_STREAMS, HerdStream, StreamFactory, close_stream
 
 
-class PassEnd(trio.abc.Instrument):
-    """Flushes the links that asked for it as each pass of trio's run loop ends.
-
-    ``before_io_wait`` is the one moment trio offers between two passes:
-    every task of the pass has run, and the loop is about to wait for I/O.
-    The links' records of the pass, and the replies held for them, go then
-    (``LinkBase.flush_at_pass_end``) rather than when trio gets round to the
-    sender task, which it runs at either end of the next pass. Installed by
-    the server for as long as it runs.
-
-    Args:
-        log: where a link's failure to flush is logged (the link's sender
-            then takes over: a broken flush must not hold replies).
-    """
-
-    def __init__(self, log: logging.Logger) -> None:
-        self.log = log
-        #: The links to flush at the end of this pass, in the order they asked.
-        self.due: list[LinkBase[Any]] = []
-        self._token: trio.lowlevel.TrioToken | None = None
-
-    def install(self) -> None:
-        """Start flushing at the end of every pass of the current run."""
-        self._token = trio.lowlevel.current_trio_token()
-        trio.lowlevel.add_instrument(self)
-
-    def remove(self) -> None:
-        """Stop flushing (the server stops)."""
-        # Trio drops an instrument that raised; ours catches what it can.
-        with contextlib.suppress(KeyError):
-            trio.lowlevel.remove_instrument(self)
-
-    def before_io_wait(self, timeout: float) -> None:
-        if not self.due:
-            return
-        due = self.due[:]
-        self.due.clear()
-        for link in due:
-            try:
-                link.flush_at_pass_end()
-            except Exception:
-                self.log.exception("link to %s: flush failed", link.peer)
-                link.wake_sender()
-        # Trio chose how long to wait for I/O before calling us: a task the
-        # flush woke (one waiting for its held reply to settle) would sleep
-        # until the next I/O or deadline. Waking the loop makes the wait
-        # return at once.
-        if (
-            timeout > 0
-            and self._token is not None
-            and trio.lowlevel.current_statistics().tasks_runnable
-        ):
-            self._token.run_sync_soon(_nothing)
-
-
-def _nothing() -> None:
-    pass
-
-
 class PeerLink(LinkBase[trio.Event]):
     """The sender of location updates to one neighbour.
 
@@ -114,8 +54,6 @@ class PeerLink(LinkBase[trio.Event]):
         log: our server's logger.
         lines: where our server logs every line sent.
         streams: how to connect.
-        pass_end: flushes the link as each pass of the run loop ends;
-            without it the sender task writes every batch.
     """
 
     def __init__(
@@ -127,10 +65,7 @@ class PeerLink(LinkBase[trio.Event]):
         lines: LineLog,
         *,
         streams: StreamFactory = LEAN_STREAMS,
-        pass_end: PassEnd | None = None,
     ) -> None:
-        if pass_end is not None:
-            self._at_pass_end = pass_end.due.append
         self.protocol = LinkProtocol(state, peer)
         self.peer = peer
         self.address = address

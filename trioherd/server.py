@@ -28,7 +28,7 @@ from trioherd.core.limits import DEFAULT_LIMITS, SEND_BUFFER, Limits
 from trioherd.core.places import NearbyResponse, PlacesQuery, PlacesSource
 from trioherd.core.state import ServerState
 from trioherd.logs import LineLog
-from trioherd.peers import PassEnd, PeerLink
+from trioherd.peers import PeerLink
 from trioherd.server_base import ServerBase
 from trioherd.serving import (
     HeldReply,
@@ -106,12 +106,8 @@ class HerdServer(ServerBase[PeerLink]):
         limits: Limits = DEFAULT_LIMITS,
         secret: bytes | None = None,
     ) -> None:
-        self._pass_end = PassEnd(log)
-
         def new_link(state: ServerState, peer: str, address: tuple[str, int]) -> PeerLink:
-            return PeerLink(
-                state, peer, address, log, lines, streams=streams, pass_end=self._pass_end
-            )
+            return PeerLink(state, peer, address, log, lines, streams=streams)
 
         super().__init__(
             name,
@@ -147,16 +143,6 @@ class HerdServer(ServerBase[PeerLink]):
 
         The listeners are ours from now on: closed when the server stops.
         """
-        self._pass_end.install()
-        try:
-            await self._serve(listeners, task_status)
-        finally:
-            self._pass_end.remove()
-        self.log.info("stopped")
-
-    async def _serve(
-        self, listeners: Sequence[socket.socket], task_status: trio.TaskStatus[None]
-    ) -> None:
         async with trio.open_nursery() as connections:
             try:
                 async with trio.open_nursery() as front:
@@ -177,6 +163,7 @@ class HerdServer(ServerBase[PeerLink]):
                 if reader.reading:
                     reader.scope.cancel()
             connections.cancel_scope.deadline = trio.current_time() + SHUTDOWN_GRACE
+        self.log.info("stopped")
 
     async def _accept(self, listener: socket.socket, connections: trio.Nursery) -> None:
         while True:

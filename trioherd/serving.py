@@ -228,15 +228,6 @@ class LinkBase(Generic[FlagT]):
     _idle = False
     #: Replies held for a first hop on this link (:meth:`hold`), with their marks.
     _held: list[tuple[int, HeldReply]] | None = None
-    #: How the layer has :meth:`flush_at_pass_end` called once the event
-    #: loop's current pass ends; ``None``: the layer has no such hook, and
-    #: the sender is woken instead.
-    _at_pass_end: Callable[[LinkBase[Any]], None] | None = None
-    #: Whether a flush at the end of this pass is asked for already.
-    _flush_due = False
-    #: Whether a write without waiting fell short: the sender writes the
-    #: rest before anything else, so nothing more is written around it.
-    _backed_up = False
     #: Whether a record was written at once since the sender last went idle.
     _wrote_now = False
 
@@ -252,15 +243,9 @@ class LinkBase(Generic[FlagT]):
     def wake(self) -> None:
         """Have the sender send what the link owes when it next runs (if the link is up).
 
-        Written at the end of the loop's pass instead where the layer can
-        (:meth:`flush_at_pass_end`), or at once when the sender is idle
-        (:meth:`_write_now`).
+        Written at once instead when the sender is idle (:meth:`_write_now`).
         """
-        if not self.connected:
-            return
-        if self._at_pass_end is not None:
-            self._later()
-        elif not self._write_now():
+        if self.connected and not self._write_now():
             self._ready.set()
 
     def push(self) -> int | None:
@@ -272,65 +257,10 @@ class LinkBase(Generic[FlagT]):
         if not self.connected:
             return None
         mark = self.protocol.hand_over()
-        if mark is None:
+        if mark is None or self._write_now():
             return None
-        if self._at_pass_end is not None:
-            self._later()
-        elif self._write_now():
-            return None
-        else:
-            self._ready.set()
-        return mark
-
-    def wake_sender(self) -> None:
-        """Have the sender write what the link owes (when the layer's flush failed)."""
-        self._flush_due = False
-        self._backed_up = True
         self._ready.set()
-
-    def _later(self) -> None:
-        """Have what the link owes written at the end of this pass, or by the sender.
-
-        At the end of the pass (:meth:`flush_at_pass_end`) when the sender
-        is idle, so that every record of the pass goes in one write and the
-        replies held for them with it, whatever order the loop runs its
-        tasks in; by the sender when it is writing already.
-        """
-        if not self._idle or self._backed_up:
-            self._ready.set()
-        elif not self._flush_due:
-            self._flush_due = True
-            assert self._at_pass_end is not None
-            self._at_pass_end(self)
-
-    def flush_at_pass_end(self) -> None:
-        """The loop's pass ends: write what the link owes, without waiting, and the held replies.
-
-        Called by the layer, outside any task, once per pass in which
-        records were handed to an idle sender (:meth:`_later`). Trio runs a
-        task woken in one pass at either end of the next (it reverses every
-        other batch), so a sender woken by the first hop of a pass might
-        write that pass's replies only after the whole next pass: this
-        writes them before the loop waits for I/O. What the socket does not
-        take, and a resync's many batches, are left to the sender.
-        """
-        self._flush_due = False
-        if not self._idle or self._backed_up or not self.connected:
-            # The sender is writing (it takes what is owed next), or the
-            # link dropped (the records stay owed for the resync).
-            return
-        batch = self.protocol.take()
-        taken = self.protocol.taken
-        if batch:
-            self.lines.link_sent(self.peer, batch)
-            if not self._send_now(batch):
-                self._backed_up = True
-                self._release()
-                self._ready.set()
-                return
-        self._written(taken)
-        if self.protocol.owes():
-            self._ready.set()
+        return mark
 
     def _write_now(self) -> bool:
         """Write what the link owes from the caller's task, if the sender is idle.
@@ -407,7 +337,6 @@ class LinkBase(Generic[FlagT]):
         """
         self._release()
         self._wrote_now = False
-        self._backed_up = False
         self._ready = ready
         self._idle = True
 

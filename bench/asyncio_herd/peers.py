@@ -29,24 +29,6 @@ from trioherd.logs import LineLog
 from trioherd.serving import LinkBase, limit_unacknowledged
 
 
-def _flush_at_pass_end(link: LinkBase[asyncio.Event]) -> None:
-    """Flush ``link`` in the loop's next pass, ahead of the I/O that pass brings.
-
-    asyncio runs callbacks in the order they were scheduled, so one
-    scheduled now runs before anything the next wait for I/O wakes: the
-    same moment as trio's ``before_io_wait`` (trioherd/peers.py, PassEnd).
-    """
-    asyncio.get_running_loop().call_soon(_flush, link)
-
-
-def _flush(link: LinkBase[asyncio.Event]) -> None:
-    try:
-        link.flush_at_pass_end()
-    except Exception:
-        logging.getLogger(__name__).exception("link to %s: flush failed", link.peer)
-        link.wake_sender()
-
-
 class PeerLink(LinkBase[asyncio.Event]):
     """The sender of location updates to one neighbour.
 
@@ -70,7 +52,6 @@ class PeerLink(LinkBase[asyncio.Event]):
         ssl: SSLContext | None = None,
     ) -> None:
         self.protocol = LinkProtocol(state, peer)
-        self._at_pass_end = _flush_at_pass_end
         self._ssl = ssl
         self.peer = peer
         self.address = address
