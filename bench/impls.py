@@ -97,6 +97,10 @@ _MEASURED = (
     # written: what the first hop before the reply costs (IAMAT only, where
     # it shows).
     Implementation("trio-nopush", "bench.trio_nopush", workloads=("iamat",)),
+    # trioherd with trio's run loop never reversing a batch (asyncio's
+    # first come, first served): how much of trio's latency spread at
+    # many connections is its scheduling policy, on demand.
+    Implementation("trio-noreverse", "bench.trio_noreverse", workloads=("iamat",), default=False),
     # WHATSAT's HTTP on httpx's stock transport (httpcore, h11,
     # trio.SocketStream) rather than our LeanTransport.
     Implementation(

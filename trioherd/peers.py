@@ -15,11 +15,13 @@ The first hop of a flood goes on the wire before the client's reply: the
 connection task that took the IAMAT calls :meth:`PeerLink.push`. If the
 sender is idle, the record is written at once, from that task
 (``LinkBase._write_now``); otherwise ``push`` wakes ``_send``, and the reply
-waits in :meth:`PeerLink.flushed` until ``_send`` has written the batch
-holding its record. Every connection answering at the same moment waits for
-the same batch, so a busy server sends about two writes per link per
-scheduler pass (the first record at once, then one batch) instead of one
-send per record per link.
+is held (``serving.HeldReply``): once ``_send`` has written the batch
+holding its record, it writes the reply too, and the connection's task
+reads on meanwhile (on a TLS stream, which cannot write without waiting,
+the task waits in :meth:`PeerLink.flushed` instead, then writes). Every
+connection answering at the same moment waits for the same batch, so a
+busy server sends about two writes per link per scheduler pass (the first
+record at once, then one batch) instead of one send per record per link.
 """
 
 from __future__ import annotations

@@ -30,11 +30,18 @@ from trioherd.core.state import ServerState
 from trioherd.logs import LineLog
 from trioherd.peers import PeerLink
 from trioherd.server_base import ServerBase
-from trioherd.serving import begin_exchange, finish_exchange, places_problem
+from trioherd.serving import (
+    HeldReply,
+    begin_exchange,
+    finish_exchange,
+    hold_reply,
+    places_problem,
+)
 from trioherd.stream import (
     LEAN_STREAMS,
     RECEIVE_SIZE,
     HerdStream,
+    LeanStream,
     StreamFactory,
     accept_batch,
     close_stream,
@@ -46,15 +53,36 @@ SHUTDOWN_GRACE = 1.0
 
 
 class _Reader:
-    """A connection's read scope, whether it waits for a read now, and its deadline."""
+    """A connection's read scope, whether it waits for a read now, and its deadline.
 
-    __slots__ = ("armed_ns", "reading", "scope")
+    And the reply a link writes for it, if one is held (:class:`HeldReply`).
+    """
+
+    __slots__ = ("armed_ns", "held", "nudged", "reading", "scope", "settling")
 
     def __init__(self) -> None:
         self.reading = False
         self.scope = trio.CancelScope()
         #: The core's deadline the scope's stands for (POSIX ns); None: none.
         self.armed_ns: int | None = None
+        #: The connection's reply held for its first hops, until written.
+        self.held: HeldReply | None = None
+        #: Set once the held reply settles, while the task waits for that.
+        self.settling: trio.Event | None = None
+        #: Whether the read was cut short to write what the link could not.
+        self.nudged = False
+
+    def settled(self, held: HeldReply) -> None:
+        """The held reply settled (called from a link's task): wake the task if it must act."""
+        if self.settling is not None:
+            self.settling.set()
+        elif held.rest and self.reading:
+            # The socket did not take the whole reply, and the client may
+            # wait for the rest before it says anything more: the read
+            # stops, the task writes the rest (rare: a client that does not
+            # read, or a broken socket).
+            self.nudged = True
+            self.scope.cancel()
 
 
 class HerdServer(ServerBase[PeerLink]):
@@ -175,8 +203,12 @@ class HerdServer(ServerBase[PeerLink]):
         self._readers.add(reader)
         try:
             why = await self._read_and_answer(stream, conn, connection, reader)
+            # The last reply goes before the connection closes.
+            await self._settle(stream, reader)
         finally:
             self._readers.discard(reader)
+            if reader.held is not None:
+                reader.held.abandon()
         if why is not None:
             self.log.info("%s: %s, closing", conn, why)
         if connection.peer is not None:
@@ -212,6 +244,8 @@ class HerdServer(ServerBase[PeerLink]):
                 reader.armed_ns = None
                 while not self._stop.is_set():
                     if data is None:
+                        if reader.held is not None and reader.held.settled:
+                            await self._settle(stream, reader)
                         self._arm(reader, connection)
                         reader.reading = True
                         try:
@@ -233,7 +267,7 @@ class HerdServer(ServerBase[PeerLink]):
                         self._arm(reader, connection)
                         answering = True
                         while exchange is not None:
-                            await self._answer(stream, conn, exchange)
+                            await self._answer(stream, conn, exchange, reader)
                             exchange = connection.next_exchange()
                         answering = False
                     if connection.finished:
@@ -242,6 +276,11 @@ class HerdServer(ServerBase[PeerLink]):
                 # Shutdown: what a read brought as it came arrived too late,
                 # as if a moment later.
                 return None
+            if reader.nudged:
+                # Cut short by a held reply's rest (_Reader.settled), not
+                # by a deadline: a new scope takes over.
+                reader.nudged = False
+                continue
             deadline = connection.read_deadline()
             if deadline is None:
                 continue
@@ -274,15 +313,49 @@ class HerdServer(ServerBase[PeerLink]):
         reader.scope.deadline = trio.current_time() + (at_ns - now_ns) / 1e9
         reader.armed_ns = at_ns
 
-    async def _answer(self, stream: HerdStream, conn: str, exchange: Exchange) -> None:
-        """Carry out one exchange: floods, Places, the first hops out, then one write."""
+    async def _answer(
+        self, stream: HerdStream, conn: str, exchange: Exchange, reader: _Reader
+    ) -> None:
+        """Carry out one exchange: floods, Places, the first hops out, then one write.
+
+        A reply that waits for first hops on a lean stream is held for the
+        links to write (:class:`~trioherd.serving.HeldReply`), and the task
+        goes on reading; on any other stream (TLS cannot write without
+        waiting) the task waits for the links, then writes.
+        """
         first_hops = begin_exchange(self.log, self.lines, self.links, conn, exchange)
         if exchange.queries:
             await self._ask_places(exchange)
-        for link, mark in first_hops:
-            await link.flushed(mark)
-        if exchange.replies:
-            await stream.send_all(finish_exchange(self.lines, conn, exchange))
+        # The reply held before this one goes first.
+        await self._settle(stream, reader)
+        if not exchange.replies:
+            return
+        if first_hops and isinstance(stream, LeanStream):
+            reader.held = hold_reply(
+                first_hops, self.lines, conn, exchange, stream.send_nowait, reader.settled
+            )
+            if reader.held is not None:
+                return
+        else:
+            for link, mark in first_hops:
+                await link.flushed(mark)
+        await stream.send_all(finish_exchange(self.lines, conn, exchange))
+
+    @staticmethod
+    async def _settle(stream: HerdStream, reader: _Reader) -> None:
+        """Wait until the held reply, if any, is written; write what the link could not."""
+        held = reader.held
+        if held is None:
+            return
+        while not held.settled:
+            reader.settling = trio.Event()
+            try:
+                await reader.settling.wait()
+            finally:
+                reader.settling = None
+        reader.held = None
+        if held.rest:
+            await stream.send_all(held.rest)
 
     async def _ask_places(self, exchange: Exchange) -> None:
         """Answer the exchange's WHATSATs, each in a turn at the CPU (trioherd.turns).

@@ -13,9 +13,9 @@ import logging
 import signal
 import socket
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from trioherd.core.config import BindError, HerdConfig
 from trioherd.core.connection import Exchange
@@ -226,6 +226,8 @@ class LinkBase(Generic[FlagT]):
     _retry: FlagT
     #: Whether the sender waits for work (nothing taken and unwritten).
     _idle = False
+    #: Replies held for a first hop on this link (:meth:`hold`), with their marks.
+    _held: list[tuple[int, HeldReply]] | None = None
     #: Whether a record was written at once since the sender last went idle.
     _wrote_now = False
 
@@ -297,10 +299,34 @@ class LinkBase(Generic[FlagT]):
         """
         raise NotImplementedError
 
+    def hold(self, mark: int, reply: HeldReply) -> None:
+        """Have ``reply`` told when what was queued up to ``mark`` is on the wire.
+
+        Told from the task that writes it (or gives up waiting for it), the
+        link's sender as a rule: see :class:`HeldReply`.
+        """
+        if self._held is None:
+            self._held = []
+        self._held.append((mark, reply))
+
     def _written(self, taken: int) -> None:
         """The sender wrote the batches taken up to ``taken``."""
         self.protocol.written(taken)
+        self._write_held()
         self._wake_waiting()
+
+    def _write_held(self) -> None:
+        """Tell the held replies whose first hop is on the wire (or given up)."""
+        held = self._held
+        if not held:
+            return
+        on_wire = self.protocol.on_wire
+        self._held = []
+        for mark, reply in held:
+            if mark <= on_wire:
+                reply.first_hop_out()
+            else:
+                self._held.append((mark, reply))
 
     def _go_idle(self, ready: FlagT) -> None:
         """The sender owes nothing and waits on ``ready`` (its new wake-up).
@@ -317,6 +343,7 @@ class LinkBase(Generic[FlagT]):
     def _release(self) -> None:
         """Replies stop waiting for this link: it backed up, dropped or owes nothing."""
         self.protocol.release()
+        self._write_held()
         self._wake_waiting()
 
     def _wake_waiting(self) -> None:
@@ -363,6 +390,99 @@ def finish_exchange(lines: LineLog, conn: str, exchange: Exchange) -> bytes:
     """The exchange's replies, logged, as the one buffer to write."""
     lines.sent(conn, exchange.replies)
     return exchange.output()
+
+
+class HeldReply:
+    """A client's reply held until its first hops are on the wire, then written by a link.
+
+    Under load a link's sender writes one batch per loop pass with the
+    first hops of every connection answering at that moment. Rather than
+    wake each of those connections' tasks to write its own reply (a task
+    step and one more loop pass per reply), the link that writes the last
+    of a reply's first hops writes the reply too, without waiting, and the
+    connection's task goes on reading meanwhile.
+
+    A connection keeps its bytes in order by holding one reply at a time
+    and writing nothing else while it is held: before anything else is
+    written on the connection, and before it is closed, its task waits
+    until the reply is :attr:`settled` and writes the :attr:`rest` the
+    socket did not take at once (a client that does not read, or a broken
+    socket, whose error the task then meets as with any write). A link
+    never waits for a client's socket and never sees its errors.
+
+    Args:
+        lines: where the server logs the reply as sent.
+        conn: the connection's name in the log.
+        exchange: the exchange the reply is made of, when it is written.
+        send: writes what the client's socket takes now; how many bytes.
+            Never waits; may raise :class:`OSError` (the connection is broken).
+        settled: called (from the link's task) once the reply is settled.
+        hops: how many links' first hops the reply waits for.
+    """
+
+    __slots__ = ("_conn", "_exchange", "_hops", "_lines", "_send", "_settled", "rest", "settled")
+
+    def __init__(
+        self,
+        lines: LineLog,
+        conn: str,
+        exchange: Exchange,
+        send: Callable[[bytes], int],
+        settled: Callable[[HeldReply], None],
+        hops: int,
+    ) -> None:
+        self._lines = lines
+        self._conn = conn
+        self._exchange = exchange
+        self._send = send
+        self._settled = settled
+        self._hops = hops
+        #: Whether the reply was written, given to :attr:`rest`, or abandoned.
+        self.settled = False
+        #: What the connection's task must still write, in order, once settled.
+        self.rest = b""
+
+    def first_hop_out(self) -> None:
+        """One link wrote the reply's first hop (or gave up waiting for it)."""
+        self._hops -= 1
+        if self._hops > 0 or self.settled:
+            return
+        self.settled = True
+        data = finish_exchange(self._lines, self._conn, self._exchange)
+        try:
+            sent = self._send(data)
+        except OSError:
+            # The connection's task meets the error when it writes the rest.
+            sent = 0
+        self.rest = data[sent:]
+        self._settled(self)
+
+    def abandon(self) -> None:
+        """The connection is gone: its links no longer write the reply."""
+        self.settled = True
+
+
+def hold_reply(
+    first_hops: Sequence[tuple[LinkBase[Any], int]],
+    lines: LineLog,
+    conn: str,
+    exchange: Exchange,
+    send: Callable[[bytes], int],
+    settled: Callable[[HeldReply], None],
+) -> HeldReply | None:
+    """Hold the exchange's reply for its links to write (:class:`HeldReply`).
+
+    Returns:
+        The held reply, or ``None`` if every first hop is on the wire
+        already: then the caller writes the reply now.
+    """
+    waiting = [(link, mark) for link, mark in first_hops if link.protocol.on_wire < mark]
+    if not waiting:
+        return None
+    reply = HeldReply(lines, conn, exchange, send, settled, len(waiting))
+    for link, mark in waiting:
+        link.hold(mark, reply)
+    return reply
 
 
 def places_problem(log: logging.Logger, problem: str | None) -> None:

@@ -26,12 +26,63 @@ from trioherd.core.state import ServerState
 from trioherd.core.tls import PLAIN, TlsContexts
 from trioherd.logs import LineLog
 from trioherd.server_base import ServerBase
-from trioherd.serving import LISTEN_BACKLOG, begin_exchange, finish_exchange, places_problem
+from trioherd.serving import (
+    LISTEN_BACKLOG,
+    HeldReply,
+    begin_exchange,
+    finish_exchange,
+    hold_reply,
+    places_problem,
+)
 
 SHUTDOWN_GRACE = 1.0
 #: How long a closed connection may take to flush its last replies before
 #: it is aborted: a client that never reads must not hold it for ever.
 CLOSE_TIMEOUT = 5.0
+
+
+class _Held:
+    """A connection's reply held for its links to write (HeldReply), as the trio server's."""
+
+    __slots__ = ("reply", "settling", "writer")
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.reply: HeldReply | None = None
+        #: Done once the reply settles, while the task waits for that.
+        self.settling: asyncio.Future[None] | None = None
+
+    def send(self, data: bytes) -> int:
+        """Hand ``data`` to the transport, which sends at once and buffers the rest."""
+        if self.writer.is_closing():
+            # The task's own write meets the closed connection.
+            return 0
+        self.writer.write(data)
+        return len(data)
+
+    def settled(self, reply: HeldReply) -> None:
+        """The held reply settled (from a link's task): wake the task if it waits.
+
+        The transport takes a whole reply, so nothing is left for the task
+        unless the connection is closing, and then its read ends anyway.
+        """
+        if self.settling is not None and not self.settling.done():
+            self.settling.set_result(None)
+
+    async def settle(self) -> None:
+        """Wait until the held reply, if any, is written; write what the link could not."""
+        reply = self.reply
+        if reply is None:
+            return
+        while not reply.settled:
+            self.settling = asyncio.get_running_loop().create_future()
+            try:
+                await self.settling
+            finally:
+                self.settling = None
+        self.reply = None
+        if reply.rest:
+            await send_all(self.writer, reply.rest)
 
 
 class HerdServer(ServerBase[PeerLink]):
@@ -180,7 +231,31 @@ class HerdServer(ServerBase[PeerLink]):
         task: asyncio.Task[None],
     ) -> None:
         connection = Connection(self.state, self.max_line, opened_ns=time.time_ns())
+        held = _Held(writer)
+        try:
+            await self._read_and_answer(reader, writer, conn, task, connection, held)
+            # The last reply goes before the connection closes.
+            await held.settle()
+        finally:
+            if held.reply is not None:
+                held.reply.abandon()
+        if connection.peer is not None:
+            self.log.info("%s: link from %s closed", conn, connection.peer)
+        else:
+            self.log.info("%s: closed", conn)
+
+    async def _read_and_answer(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        conn: str,
+        task: asyncio.Task[None],
+        connection: Connection,
+        held: _Held,
+    ) -> None:
         while not self._stop.is_set():
+            if held.reply is not None and held.reply.settled:
+                await held.settle()
             timeout = connection.read_timeout(time.time_ns())
             self._idle_reads.add(task)
             try:
@@ -205,23 +280,30 @@ class HerdServer(ServerBase[PeerLink]):
             else:
                 connection.receive(data, time.time_ns())
             while (exchange := connection.next_exchange()) is not None:
-                await self._answer(writer, conn, exchange)
+                await self._answer(writer, conn, exchange, held)
             if connection.finished:
                 break
-        if connection.peer is not None:
-            self.log.info("%s: link from %s closed", conn, connection.peer)
-        else:
-            self.log.info("%s: closed", conn)
 
-    async def _answer(self, writer: asyncio.StreamWriter, conn: str, exchange: Exchange) -> None:
-        """Carry out one exchange: floods, Places, the first hops out, then one write."""
+    async def _answer(
+        self, writer: asyncio.StreamWriter, conn: str, exchange: Exchange, held: _Held
+    ) -> None:
+        """Carry out one exchange: floods, Places, the first hops out, then one write.
+
+        A reply that waits for first hops is held for the links to write
+        (trioherd.serving.HeldReply), and the task goes on reading.
+        """
         first_hops = begin_exchange(self.log, self.lines, self.links, conn, exchange)
         if exchange.queries:
             await self._ask_places(exchange)
-        for link, mark in first_hops:
-            await link.flushed(mark)
-        if exchange.replies:
-            await send_all(writer, finish_exchange(self.lines, conn, exchange))
+        # The reply held before this one goes first.
+        await held.settle()
+        if not exchange.replies:
+            return
+        if first_hops:
+            held.reply = hold_reply(first_hops, self.lines, conn, exchange, held.send, held.settled)
+            if held.reply is not None:
+                return
+        await send_all(writer, finish_exchange(self.lines, conn, exchange))
 
     async def _ask_places(self, exchange: Exchange) -> None:
         """Answer the exchange's WHATSATs, each in a turn at the CPU, as trio does."""

@@ -9,6 +9,7 @@ server that wrote the reply first would lose this race now and then.
 
 from __future__ import annotations
 
+import struct
 from functools import partial
 
 import trio
@@ -38,19 +39,19 @@ async def _first_line(stream: trio.abc.Stream) -> bytes:
     return data.split(b"\n", 1)[0]
 
 
-async def _race(herd: Herd) -> list[int]:
+async def _race(herd: Herd, rounds: int = ROUNDS, client: bytes = b"racer") -> list[int]:
     """Run the rounds; the rounds whose WHATSAT missed the new location."""
     hill, jaquez = herd.address("Hill"), herd.address("Jaquez")
     # The links are up once an update has gone from Hill to Jaquez.
     with trio.fail_after(WAIT):
-        warm = await _ask(hill, b"IAMAT racer +1+1 1\n")
-    await eventually(partial(holds, jaquez, b"racer", warm), "Hill's link to Jaquez")
+        warm = await _ask(hill, b"IAMAT %s +1+1 1\n" % client)
+    await eventually(partial(holds, jaquez, client, warm), "Hill's link to Jaquez")
     misses = []
     with trio.fail_after(WAIT * 4):
-        for i in range(ROUNDS):
+        for i in range(rounds):
             location = b"+%d.5-%d.25" % (i % 80, i % 170)
-            at_line = await _ask(hill, b"IAMAT racer %s %d\n" % (location, i + 2))
-            answer = await _ask(jaquez, b"WHATSAT racer 10 1\n")
+            at_line = await _ask(hill, b"IAMAT %s %s %d\n" % (client, location, i + 2))
+            answer = await _ask(jaquez, b"WHATSAT %s 10 1\n" % client)
             if answer != at_line:
                 misses.append(i)
     return misses
@@ -75,3 +76,42 @@ async def test_the_first_hop_beats_the_reply_in_a_mixed_herd(
         other = name in ("Jaquez", "Smith", "Campbell")
         await processes.start(name, command=["-m", OTHER[implementation]] if other else None)
     assert await _race(processes) == []
+
+
+async def test_a_burst_read_late_comes_back_whole_and_in_order(herd: Herd) -> None:
+    # Every IAMAT is a first hop, so under a burst the links write the
+    # replies (serving.HeldReply). A client that sends them all before it
+    # reads, through a small receive buffer, fills the server's socket: the
+    # links' writes fall short and the connection must finish each reply
+    # itself, in order, before anything else goes.
+    count = 3000
+    payload = b"".join(b"IAMAT burst +1+1 %d\n" % (i + 1) for i in range(count))
+    sock = trio.socket.socket()
+    sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_RCVBUF, 4096)
+    await sock.connect(herd.address("Hill"))
+    stream = trio.SocketStream(sock)
+    chunks = []
+    with trio.fail_after(WAIT):
+        async with stream:
+            await stream.send_all(payload)
+            await stream.send_eof()
+            while chunk := await stream.receive_some(65536):
+                chunks.append(chunk)
+    lines = b"".join(chunks).split(b"\n")
+    assert lines.pop() == b""
+    assert [line.split(b" ")[3:] for line in lines] == [
+        [b"burst", b"+1+1", b"%d" % (i + 1)] for i in range(count)
+    ]
+
+
+async def test_clients_that_reset_mid_burst_do_not_hurt_the_links(herd: Herd) -> None:
+    # Replies held for the links to write, to sockets reset meanwhile: the
+    # links write nothing there and go on carrying floods.
+    for c in range(20):
+        sock = trio.socket.socket()
+        await sock.connect(herd.address("Hill"))
+        await sock.send(b"".join(b"IAMAT reset%d +1+1 %d\n" % (c, i + 1) for i in range(200)))
+        # Closing with unread data resets the connection.
+        sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+    assert await _race(herd, rounds=20, client=b"after-resets") == []
