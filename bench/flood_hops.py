@@ -1,14 +1,18 @@
 """Per-hop times of an unloaded flood, and the system calls of one server forwarding it.
 
     python -m bench.flood_hops [--impl trioherd] [--count 300] [--gap-ms 5]
+                               [--servers Hill,Smith,Campbell]
                                [--strace Smith --strace-out FILE]
+                               [--profile Smith --profile-out FILE]
 
 Starts the CS 131 herd (each server its own process) with a probe that is a
 neighbour of all five, as the bench's flood workload does, and sends IAMATs
 to Hill one at a time, ``--gap-ms`` apart, each with a fresh client ID. The
-probe notes when each server's AT line reaches it. Printed, median and p99
-over ``--count`` IAMATs: each server's arrival at the probe after the IAMAT
-was sent, and the step along the flood's path Hill -> Smith -> Campbell
+probe notes when each server's AT line reaches it. ``--servers`` runs only
+some of the five, with the links between them: ``Hill,Smith,Campbell`` is
+the flood's path with no fan-out. Printed, median and p99 over ``--count``
+IAMATs: each server's arrival at the probe after the IAMAT was sent, and
+the step along the flood's path Hill -> Smith -> Campbell
 (Smith's arrival minus Hill's, Campbell's minus Smith's): what one more
 server and one more link cost, the probe's own hop cancelling out.
 
@@ -35,6 +39,7 @@ import shutil
 import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -46,13 +51,16 @@ from bench.procs import Herd, free_ports
 from trioherd.core.config import CS131_HERD
 
 PATH = ("Hill", "Smith", "Campbell")
-#: Fields of ``schedstat``: on CPU (ns), waiting to run (ns), time slices.
-SCHED_FIELDS = ("cpu_us", "wait_us", "slices")
+#: Clock ticks a second, the unit of user and system time in ``/proc/PID/stat``.
+TICK_NS = 10**9 // os.sysconf("SC_CLK_TCK")
 
 
 def schedstat(pid: int) -> list[int]:
-    """The process's ``schedstat`` figures, summed over its threads."""
-    total = [0, 0, 0]
+    """The process's ``schedstat`` figures, summed over its threads, then its
+    user and system time (``/proc/PID/stat``, in ticks turned to ns): on CPU
+    (ns), waiting to run (ns), time slices, user (ns), system (ns)."""
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    total = [0, 0, 0, int(stat[11]) * TICK_NS, int(stat[12]) * TICK_NS]
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             fields = (task / "schedstat").read_text().split()
@@ -77,7 +85,7 @@ async def measure(
     ``sched`` receives each process's :func:`schedstat` change over the timed IAMATs.
     """
     arrivals: dict[bytes, dict[str, float]] = {}
-    names = set(CS131_HERD.names)
+    names = set(herd.names)
     wanted = b""
     complete = trio.Event()
 
@@ -97,7 +105,7 @@ async def measure(
                     if fields[3] == wanted and set(seen) >= names:
                         complete.set()
 
-    per_server: dict[str, list[float]] = {name: [] for name in CS131_HERD.names}
+    per_server: dict[str, list[float]] = {name: [] for name in herd.names}
     rtts: list[float] = []
     tracer: subprocess.Popen[bytes] | None = None
     async with trio.open_nursery() as nursery:
@@ -114,8 +122,9 @@ async def measure(
             await trio.sleep(1)  # strace attaches to every thread
         if profile is not None:
             name, out = profile
+            spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
             command = [
-                shutil.which("py-spy") or "py-spy", "record", "--pid", str(herd.pids()[name]),
+                spy, "record", "--pid", str(herd.pids()[name]),
                 "--rate", "1000", "--format", "raw", "--nonblocking", "--output", str(out),
             ]  # fmt: skip
             tracer = subprocess.Popen(command, stderr=subprocess.DEVNULL)  # noqa: ASYNC220
@@ -173,6 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--gap-ms", type=float, default=5.0, help="pause between IAMATs (default 5 ms)"
     )
+    parser.add_argument(
+        "--servers",
+        default=",".join(CS131_HERD.names),
+        help="the servers run, of the CS 131 herd (default all five); links to the others "
+        "are left out: Hill,Smith,Campbell is the flood's path alone",
+    )
     parser.add_argument("--strace", metavar="NAME", help="follow this server with strace")
     parser.add_argument("--strace-out", type=Path, help="where strace's output goes")
     parser.add_argument("--profile", metavar="NAME", help="sample this server with py-spy")
@@ -188,11 +203,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.profile and not args.profile_out:
         raise SystemExit("--profile needs --profile-out")
     profile = (args.profile, args.profile_out) if args.profile else None
+    servers = args.servers.split(",")
     with tempfile.TemporaryDirectory() as workdir:
         (probe_port,) = free_ports(1)
         herd = Herd(
             ["-m", args.impl],
-            CS131_HERD.names,
+            servers,
             Path(workdir),
             options=["--log-level", "warning"],
             probe_port=probe_port,
@@ -214,16 +230,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"  IAMAT round trip at Hill: {_ms(rtts)}")
     for name, values in per_server.items():
         print(f"  {name:9} at the probe: {_ms(values)}")
-    for before, after in itertools.pairwise(PATH):
+    for before, after in itertools.pairwise([p for p in PATH if p in per_server]):
         steps = [b - a for a, b in zip(per_server[before], per_server[after], strict=True)]
         print(f"  step {before} -> {after}: {_ms(steps)}")
-    print("  per IAMAT (schedstat): CPU µs, waiting for a CPU µs, time slices")
-    totals = [0.0, 0.0, 0.0]
-    for name, (cpu, wait, slices) in sched.items():
-        figures = (cpu / 1000 / args.count, wait / 1000 / args.count, slices / args.count)
+    print(
+        "  per IAMAT (schedstat): CPU µs, waiting for a CPU µs, time slices; "
+        "user and system µs (clock ticks: rough below a few thousand IAMATs)"
+    )
+    totals = [0.0] * 5
+    for name, (cpu, wait, slices, user, system) in sched.items():
+        figures = [value / args.count for value in (cpu / 1000, wait / 1000, slices)]
+        figures += [user / 1000 / args.count, system / 1000 / args.count]
         totals = [t + f for t, f in zip(totals, figures, strict=True)]
-        print(f"    {name:9} {figures[0]:7.1f} {figures[1]:7.1f} {figures[2]:6.2f}")
-    print(f"    {'all':9} {totals[0]:7.1f} {totals[1]:7.1f} {totals[2]:6.2f}")
+        print(
+            f"    {name:9} "
+            + " ".join(f"{f:7.1f}" if i != 2 else f"{f:6.2f}" for i, f in enumerate(figures))
+        )
+    print(
+        f"    {'all':9} "
+        + " ".join(f"{f:7.1f}" if i != 2 else f"{f:6.2f}" for i, f in enumerate(totals))
+    )
 
 
 if __name__ == "__main__":
