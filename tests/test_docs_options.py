@@ -10,11 +10,14 @@ from pathlib import Path
 import pytest
 
 import bench.accept_storm
+import bench.awake
 import bench.cli
 import bench.counters_cost
 import bench.cpu_split
+import bench.flood_hops
 import bench.flood_probe
 import bench.gc_cost
+import bench.hop_floor
 import bench.loadgen
 import bench.places_faults
 import bench.places_index
@@ -40,6 +43,9 @@ PROGRAMS: list[tuple[str, str, Callable[[], argparse.ArgumentParser], tuple[str,
     ("bench/README.md", "bench", bench.cli.build_parser, ()),
     ("bench/README.md", "loadgen", bench.loadgen.build_parser, ("worker", "ceiling")),
     ("bench/README.md", "flood_probe", bench.flood_probe.build_parser, ()),
+    ("bench/README.md", "flood_hops", bench.flood_hops.build_parser, ()),
+    ("bench/README.md", "hop_floor", bench.hop_floor.build_parser, ()),
+    ("bench/README.md", "awake", bench.awake.build_parser, ()),
     ("bench/README.md", "places_stub", bench.places_stub.build_parser, ()),
     ("bench/README.md", "places_index", bench.places_index.build_parser, ()),
     ("bench/README.md", "counters_cost", bench.counters_cost.build_parser, ()),
