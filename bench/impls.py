@@ -97,17 +97,6 @@ _MEASURED = (
     # written: what the first hop before the reply costs (IAMAT only, where
     # it shows).
     Implementation("trio-nopush", "bench.trio_nopush", workloads=("iamat",)),
-    # trioherd and the anyio herd (on trio) whose links never write a
-    # record at once from the task that queued it (bench/batched.py): what
-    # the write at once costs or saves each, on demand.
-    Implementation("trio-batched", "bench.batched", ("trio",), workloads=("iamat",), default=False),
-    Implementation(
-        "anyio-trio-batched",
-        "bench.batched",
-        ("anyio", "--backend", "trio"),
-        workloads=("iamat",),
-        default=False,
-    ),
     # WHATSAT's HTTP on httpx's stock transport (httpcore, h11,
     # trio.SocketStream) rather than our LeanTransport.
     Implementation(
@@ -165,6 +154,19 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
             "bench.asyncio_herd",
             ("--state-dir", f"{_STATE_DIR}/asyncio"),
             workloads=("iamat",),
+        ),
+        # trioherd and the anyio herd (on trio) whose links never write a
+        # record at once from the task that queued it (bench/batched.py):
+        # what the write at once costs or saves each, on demand.
+        Implementation(
+            "trio-batched", "bench.batched", ("trio",), workloads=("iamat",), default=False
+        ),
+        Implementation(
+            "anyio-trio-batched",
+            "bench.batched",
+            ("anyio", "--backend", "trio"),
+            workloads=("iamat",),
+            default=False,
         ),
     )
 }
