@@ -1,4 +1,4 @@
-"""Per-call CPU of the anyio herd's per-read and per-record operations, on trio.
+"""Per-call CPU of the anyio herd's per-read and per-record operations, on trio and asyncio.
 
     PYTHONPATH=. python bench/results/anyio/s23/micro.py   (under the bench lock)
 
@@ -69,4 +69,23 @@ async def main() -> None:
     best("trio.CancelScope() entered and left", tenter_exit)
 
 
+async def on_asyncio() -> None:
+    best("[asyncio] anyio.Event()", anyio.Event)
+    best("[asyncio] anyio.current_time()", anyio.current_time)
+    with anyio.CancelScope() as scope:  # noqa: ASYNC100
+
+        def move_and_clear() -> None:
+            scope.deadline = anyio.current_time() + 300
+            scope.deadline = math.inf
+
+        best("[asyncio] anyio scope: deadline set, then inf", move_and_clear)
+
+    def enter_exit() -> None:
+        with anyio.CancelScope():  # noqa: ASYNC100
+            pass
+
+    best("[asyncio] anyio.CancelScope() entered and left", enter_exit)
+
+
 anyio.run(main, backend="trio")
+anyio.run(on_asyncio, backend="asyncio")
