@@ -15,6 +15,9 @@ from collections.abc import Callable
 import anyio
 import trio
 
+from trioherd.core.connection import Connection
+from trioherd.core.state import ServerState
+
 N = 20000
 
 
@@ -27,6 +30,21 @@ def best(label: str, step: Callable[[], object]) -> None:
             step()
         runs.append((time.process_time_ns() - start) / N / 1000)
     print(f"{label:55} {min(runs):6.3f} us")
+
+
+def core_rules() -> None:
+    """The core's per-read deadline calls: the eager layer's and the lazy one's."""
+    connection = Connection(ServerState("Hill", ["Jaquez", "Smith"]), opened_ns=time.time_ns())
+    connection.receive(b"IAMAT a +1+1 5\n", time.time_ns())
+    armed = connection.deadline_to_arm(None, time.time_ns())
+    best(
+        "Connection.read_timeout(now) (before: every read)",
+        lambda: connection.read_timeout(time.time_ns()),
+    )
+    best(
+        "Connection.deadline_to_arm(armed, now) (after: every read)",
+        lambda: connection.deadline_to_arm(armed, time.time_ns()),
+    )
 
 
 async def main() -> None:
@@ -87,5 +105,6 @@ async def on_asyncio() -> None:
     best("[asyncio] anyio.CancelScope() entered and left", enter_exit)
 
 
+core_rules()
 anyio.run(main, backend="trio")
 anyio.run(on_asyncio, backend="asyncio")
