@@ -8,8 +8,8 @@
 set -e
 out=${1:-bench/results/anyio/s23/ab}; rounds=${2:-3}; commit=${3:-01dd204}
 impls=${4:-trio,anyio-trio}
-base=/tmp/anyio-s23-base-$commit
-rm -rf "$base" && mkdir -p "$base"
+base=$(mktemp -d /tmp/anyio-s23-base-XXXXXX)
+# a directory of its own: two runs at once must not share one
 git archive "$commit" | tar -x -C "$base"
 mkdir -p "$out"
 py=/work/venv/bin/python

@@ -5,8 +5,8 @@
 #   sh bench/results/anyio/s23/trace.sh OUT_DIR ROUNDS [COMMIT]   (from the worktree root)
 set -e
 out=${1:-bench/results/anyio/s23/trace}; rounds=${2:-1}; commit=${3:-01dd204}
-base=/tmp/anyio-s23-trace-$commit
-rm -rf "$base" && mkdir -p "$base"
+base=$(mktemp -d /tmp/anyio-s23-trace-XXXXXX)
+# a directory of its own: two runs at once must not share one
 git archive "$commit" | tar -x -C "$base"
 cp bench/sched_trace.py "$base/bench/"   # the tracer, same in both trees
 mkdir -p "$out"
