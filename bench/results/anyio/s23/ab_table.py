@@ -5,7 +5,8 @@
 For each DIR (ab.sh's OUT_DIR, holding base-R/ and new-R/ bench runs) prints,
 round by round and tree by tree, each implementation's req/s, Hill CPU and
 herd CPU per IAMAT (microseconds), and each anyio variant's Hill CPU over
-trio's in the same run; then the median and range of those ratios per tree.
+trio's in the same run; then the median and range of those ratios per tree,
+and, given several DIRs, those ratios pooled over all of them.
 A DIR of one bench run (results.json inside) is printed round by round.
 """
 
@@ -50,7 +51,8 @@ def spread(values: list[float]) -> str:
 
 
 def main(dirs: list[str]) -> None:
-    """Print every DIR's table."""
+    """Print every DIR's table, then the A/B dirs' ratios pooled."""
+    pooled: dict[str, dict[str, list[float]]] = {"base": {}, "new": {}}
     for name in dirs:
         top = Path(name)
         print(name)
@@ -67,6 +69,11 @@ def main(dirs: list[str]) -> None:
         for tree, ratios in per_tree.items():
             for impl, values in ratios.items():
                 print(f"  {tree}: Hill CPU {impl}/trio per round {spread(values)}")
+                pooled[tree].setdefault(impl, []).extend(values)
+    for tree, ratios in pooled.items():
+        for impl, values in ratios.items():
+            if len(dirs) > 1:
+                print(f"pooled {tree}: Hill CPU {impl}/trio, {len(values)} rounds {spread(values)}")
 
 
 if __name__ == "__main__":
