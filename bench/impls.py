@@ -159,6 +159,19 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
             ("--state-dir", f"{_STATE_DIR}/asyncio"),
             workloads=("iamat",),
         ),
+        # trioherd and the anyio herd (on trio) whose links never write a
+        # record at once from the task that queued it (bench/batched.py):
+        # what the write at once costs or saves each, on demand.
+        Implementation(
+            "trio-batched", "bench.batched", ("trio",), workloads=("iamat",), default=False
+        ),
+        Implementation(
+            "anyio-trio-batched",
+            "bench.batched",
+            ("anyio", "--backend", "trio"),
+            workloads=("iamat",),
+            default=False,
+        ),
     )
 }
 

@@ -299,18 +299,15 @@ class HerdServer(ServerBase[PeerLink]):
         Compared in the core's clock (POSIX nanoseconds), so that the usual
         case, a deadline that stays, reads no trio clock.
         """
-        deadline = connection.read_deadline()
-        if deadline is None:
-            if reader.armed_ns is not None:
-                reader.scope.deadline = math.inf
-                reader.armed_ns = None
-            return
-        at_ns, _, timeout = deadline
         armed_ns = reader.armed_ns
         now_ns = time.time_ns()
-        if armed_ns is not None and at_ns >= armed_ns and armed_ns - now_ns >= timeout * 5e8:
+        at_ns = connection.deadline_to_arm(armed_ns, now_ns)
+        if at_ns == armed_ns:
             return
-        reader.scope.deadline = trio.current_time() + (at_ns - now_ns) / 1e9
+        if at_ns is None:
+            reader.scope.deadline = math.inf
+        else:
+            reader.scope.deadline = trio.current_time() + (at_ns - now_ns) / 1e9
         reader.armed_ns = at_ns
 
     async def _answer(

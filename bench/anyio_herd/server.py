@@ -39,6 +39,34 @@ from trioherd.serving import begin_exchange, finish_exchange
 SHUTDOWN_GRACE = 1.0
 
 
+class _Reader:
+    """A connection's read scope, whether it waits for a read now, and its deadline."""
+
+    __slots__ = ("armed_ns", "reading", "scope")
+
+    def __init__(self) -> None:
+        self.reading = False
+        self.scope = anyio.CancelScope()
+        #: The core's deadline the scope's stands for (POSIX ns); None: none.
+        self.armed_ns: int | None = None
+
+    def arm(self, connection: Connection) -> None:
+        """Move the scope's deadline if the core's rule says so.
+
+        Compared in the core's clock (POSIX nanoseconds), so that the usual
+        case, a deadline that stays, reads no anyio clock.
+        """
+        now_ns = time.time_ns()
+        at_ns = connection.deadline_to_arm(self.armed_ns, now_ns)
+        if at_ns == self.armed_ns:
+            return
+        if at_ns is None:
+            self.scope.deadline = math.inf
+        else:
+            self.scope.deadline = anyio.current_time() + (at_ns - now_ns) / 1e9
+        self.armed_ns = at_ns
+
+
 class HerdServer(ServerBase[PeerLink]):
     """A herd server: the state, the connections and the peer links.
 
@@ -73,7 +101,7 @@ class HerdServer(ServerBase[PeerLink]):
             secret=secret,
         )
         self._stop = anyio.Event()
-        self._idle_reads: set[anyio.CancelScope] = set()
+        self._readers: set[_Reader] = set()
 
     def stop(self) -> None:
         """Begin a graceful shutdown; :meth:`run` returns when it is done."""
@@ -112,8 +140,9 @@ class HerdServer(ServerBase[PeerLink]):
                 with anyio.CancelScope(shield=True):
                     for listener in listeners:
                         await listener.aclose()
-            for scope in self._idle_reads:
-                scope.cancel()
+            for reader in self._readers:
+                if reader.reading:
+                    reader.scope.cancel()
             connections.cancel_scope.deadline = anyio.current_time() + SHUTDOWN_GRACE
         self.log.info("stopped")
 
@@ -153,36 +182,79 @@ class HerdServer(ServerBase[PeerLink]):
 
     async def _converse(self, stream: SocketStream, conn: str) -> None:
         connection = Connection(self.state, self.max_line, opened_ns=time.time_ns())
-        # As in trio: shutdown cancels this scope only while the task waits
-        # for a read, never in the middle of an answer; its deadline, set
-        # only around a read, is the idle timeout or the line's.
-        why = ""
-        with anyio.CancelScope() as idle:
-            while not self._stop.is_set():
-                timeout = connection.read_timeout(time.time_ns())
-                if timeout is not None:
-                    idle.deadline = anyio.current_time() + timeout[0]
-                    why = timeout[1]
-                self._idle_reads.add(idle)
-                try:
-                    data = await receive(stream)
-                finally:
-                    self._idle_reads.discard(idle)
-                    idle.deadline = math.inf
-                if idle.cancel_called:
-                    # Shutdown came as the read completed: too late for it.
-                    break
-                connection.receive(data, time.time_ns())
-                while (exchange := connection.next_exchange()) is not None:
-                    await self._answer(stream, conn, exchange)
-                if connection.finished:
-                    break
-        if idle.cancel_called and not self._stop.is_set():
+        reader = _Reader()
+        self._readers.add(reader)
+        try:
+            why = await self._read_and_answer(stream, conn, connection, reader)
+        finally:
+            self._readers.discard(reader)
+        if why is not None:
             self.log.info("%s: %s, closing", conn, why)
         if connection.peer is not None:
             self.log.info("%s: link from %s closed", conn, connection.peer)
         else:
             self.log.info("%s: closed", conn)
+
+    async def _read_and_answer(
+        self, stream: SocketStream, conn: str, connection: Connection, reader: _Reader
+    ) -> str | None:
+        """Read and answer until the connection ends; what timed out, if that is why.
+
+        Shutdown cancels the reader's scope only while the task waits for a
+        read (:attr:`_Reader.reading`), never in the middle of an answer.
+        The scope's deadline is the core's read deadline (the idle timeout,
+        or the deadline to finish a line), kept lazily
+        (:meth:`~trioherd.core.connection.Connection.deadline_to_arm`):
+        moving an anyio scope's deadline costs about 2 us on trio (a heap
+        push under anyio's wrapper), and the idle deadline moves at every
+        line. When the scope fires early, a new one takes over and reading
+        goes on, with what the read brought kept. One scope per stretch,
+        not one per read: entering and leaving an anyio scope costs more
+        than moving its deadline twice.
+        """
+        data: bytes | None = None
+        answering = False
+        while not self._stop.is_set():
+            with anyio.CancelScope() as idle:
+                reader.scope = idle
+                reader.armed_ns = None
+                while not self._stop.is_set():
+                    if data is None:
+                        reader.arm(connection)
+                        reader.reading = True
+                        try:
+                            data = await receive(stream)
+                        finally:
+                            reader.reading = False
+                        if idle.cancel_called:
+                            # The scope fired as the read completed: decided
+                            # below, out of it, with what was read kept.
+                            break
+                    connection.receive(data, time.time_ns())
+                    data = None
+                    exchange = connection.next_exchange()
+                    if exchange is not None:
+                        reader.arm(connection)
+                        answering = True
+                        while exchange is not None:
+                            await self._answer(stream, conn, exchange)
+                            exchange = connection.next_exchange()
+                        answering = False
+                    if connection.finished:
+                        return None
+            if self._stop.is_set():
+                # Shutdown: what a read brought as it came arrived too late.
+                return None
+            deadline = connection.read_deadline()
+            if deadline is None:
+                continue
+            if answering or deadline[0] <= time.time_ns():
+                # Timed out: what a read brought as the deadline came is too
+                # late; an answer cut short leaves the connection unusable.
+                return f"{deadline[1]} for {deadline[2]:g} s"
+            # Fired early (the core's deadline had moved on): a new scope
+            # takes over, and what the read brought is answered in it.
+        return None
 
     async def _answer(self, stream: SocketStream, conn: str, exchange: Exchange) -> None:
         """Carry out one exchange: floods, Places, the first hops out, then one write."""

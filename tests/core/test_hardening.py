@@ -187,6 +187,28 @@ def test_read_timeouts_idle_then_line_then_none_for_a_link() -> None:
     assert connection.read_timeout(NOW + 99 * NS_PER_SECOND) is None
 
 
+def test_a_lazy_read_deadline_stays_until_the_core_s_comes_sooner_or_near() -> None:
+    limits = Limits(idle_timeout=10, line_timeout=2)
+    connection = Connection(smith(None, limits), opened_ns=NOW)
+    idle_at = NOW + 10 * NS_PER_SECOND
+    # Nothing armed: arm the core's deadline.
+    assert connection.deadline_to_arm(None, NOW) == idle_at
+    # A whole line 1 s later moves the core's idle deadline later: the armed
+    # one stays, 9 s away.
+    connection.receive(b"IAMAT a +1+1 5\n", NOW + NS_PER_SECOND)
+    assert connection.deadline_to_arm(idle_at, NOW + NS_PER_SECOND) == idle_at
+    # Under half a timeout away: moved to the core's.
+    assert connection.deadline_to_arm(idle_at, NOW + 6 * NS_PER_SECOND) == NOW + 11 * NS_PER_SECOND
+    # A line begun comes sooner than the armed idle deadline: moved at once.
+    connection.receive(b"IAMA", NOW + 2 * NS_PER_SECOND)
+    assert connection.deadline_to_arm(idle_at, NOW + 2 * NS_PER_SECOND) == NOW + 4 * NS_PER_SECOND
+    # A neighbour's link has none: cleared.
+    connection.receive(b"T a +1+1 5\nPEER Hill 1\n", NOW + 3 * NS_PER_SECOND)
+    while connection.next_exchange() is not None:
+        pass
+    assert connection.deadline_to_arm(idle_at, NOW + 3 * NS_PER_SECOND) is None
+
+
 def test_admission_caps_overall_and_per_address() -> None:
     admission = Admission(Limits(max_connections=3, max_per_address=2))
     assert admission.admit("127.0.0.1") is None

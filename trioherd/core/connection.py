@@ -199,6 +199,34 @@ class Connection:
             return None
         return since + int(timeout * 1e9), what, timeout
 
+    def deadline_to_arm(self, armed_ns: int | None, now_ns: int) -> int | None:
+        """The read deadline a layer's timer should hold, given the one it holds.
+
+        For a layer that keeps its timer lazily: moving a timer costs more
+        than this check, and the idle deadline moves at every line. The
+        timer may stay earlier than :meth:`read_deadline` (it then fires
+        early, and the layer arms a new one and reads on), but never later,
+        and never under half a timeout away: so an answer begun after a read
+        always has half a timeout (150 s by default) before the timer could
+        cut it.
+
+        Args:
+            armed_ns: the deadline the layer's timer holds (POSIX
+                nanoseconds), or ``None`` if none.
+            now_ns: the time now, in POSIX nanoseconds.
+
+        Returns:
+            ``armed_ns`` itself while the timer may stay as it is; else the
+            deadline to move it to, ``None`` for none.
+        """
+        deadline = self.read_deadline()
+        if deadline is None:
+            return None
+        at_ns, _, timeout = deadline
+        if armed_ns is not None and at_ns >= armed_ns and armed_ns - now_ns >= timeout * 5e8:
+            return armed_ns
+        return at_ns
+
     def read_timeout(self, now_ns: int) -> tuple[float, str] | None:
         """How long the layer may wait for the next read from ``now_ns``, and what it waits for.
 
