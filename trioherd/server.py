@@ -281,13 +281,10 @@ class HerdServer(ServerBase[PeerLink]):
                 # by a deadline: a new scope takes over.
                 reader.nudged = False
                 continue
-            deadline = connection.read_deadline()
-            if deadline is None:
-                continue
-            if answering or deadline[0] <= time.time_ns():
-                # Timed out: what a read brought as the deadline came is too
-                # late; an answer cut short leaves the connection unusable.
-                return f"{deadline[1]} for {deadline[2]:g} s"
+            why = connection.timed_out(answering, time.time_ns())
+            if why is not None:
+                # What a read brought as the deadline came is too late.
+                return why
             # Fired early (the core's deadline had moved on): a new scope
             # takes over, and what the read brought is answered in it.
         return None

@@ -209,6 +209,25 @@ def test_a_lazy_read_deadline_stays_until_the_core_s_comes_sooner_or_near() -> N
     assert connection.deadline_to_arm(idle_at, NOW + 3 * NS_PER_SECOND) is None
 
 
+def test_a_read_timer_that_fires_is_a_timeout_only_once_the_core_s_deadline_passed() -> None:
+    limits = Limits(idle_timeout=10, line_timeout=2)
+    connection = Connection(smith(None, limits), opened_ns=NOW)
+    connection.receive(b"IAMAT a +1+1 5\n", NOW + NS_PER_SECOND)
+    # A lazy timer armed for NOW + 10 s fires then: the core's idle deadline
+    # moved on to NOW + 11 s, so the layer reads on.
+    assert connection.timed_out(False, NOW + 10 * NS_PER_SECOND) is None
+    assert connection.timed_out(False, NOW + 11 * NS_PER_SECOND) == "idle for 10 s"
+    # Cutting an answer short is a timeout whatever the deadline.
+    assert connection.timed_out(True, NOW + 10 * NS_PER_SECOND) == "idle for 10 s"
+    connection.receive(b"IAMA", NOW + 12 * NS_PER_SECOND)
+    assert connection.timed_out(False, NOW + 14 * NS_PER_SECOND) == "line unfinished for 2 s"
+    # A neighbour's link never times out its reads.
+    connection.receive(b"T a +1+1 5\nPEER Hill 1\n", NOW + 13 * NS_PER_SECOND)
+    while connection.next_exchange() is not None:
+        pass
+    assert connection.timed_out(True, NOW + 99 * NS_PER_SECOND) is None
+
+
 def test_admission_caps_overall_and_per_address() -> None:
     admission = Admission(Limits(max_connections=3, max_per_address=2))
     assert admission.admit("127.0.0.1") is None

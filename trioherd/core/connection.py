@@ -199,6 +199,27 @@ class Connection:
             return None
         return since + int(timeout * 1e9), what, timeout
 
+    def timed_out(self, answering: bool, now_ns: int) -> str | None:
+        """A layer's read timer fired: why the connection closes, or ``None`` to read on.
+
+        A timer kept lazily (:meth:`deadline_to_arm`) may fire before the
+        core's deadline, which has moved on since: then the layer arms a
+        new one and answers what the read brought. It is a real timeout
+        when the deadline has passed, or when the timer cut an answer
+        short, which leaves the connection unusable.
+
+        Args:
+            answering: whether the timer cut an answer short.
+            now_ns: the time now, in POSIX nanoseconds.
+        """
+        deadline = self.read_deadline()
+        if deadline is None:
+            return None
+        at_ns, what, timeout = deadline
+        if answering or at_ns <= now_ns:
+            return f"{what} for {timeout:g} s"
+        return None
+
     def deadline_to_arm(self, armed_ns: int | None, now_ns: int) -> int | None:
         """The read deadline a layer's timer should hold, given the one it holds.
 
