@@ -47,6 +47,7 @@ from pathlib import Path
 
 import trio
 
+from bench.flood_probe import iamat_round_trip
 from bench.procs import Herd, free_ports
 from trioherd.core.config import CS131_HERD
 
@@ -135,18 +136,7 @@ async def measure(
                 before = {name: schedstat(pid) for name, pid in pids.items()}
             wanted = b"hop%d" % i
             complete = trio.Event()
-            now = time.time_ns()
-            message = b"IAMAT %s +34.068930-118.445127 %d.%09d\n" % (
-                wanted,
-                now // 10**9,
-                now % 10**9,
-            )
-            sent = time.perf_counter()
-            await stream.send_all(message)
-            reply = b""
-            while not reply.endswith(b"\n"):
-                reply += await stream.receive_some(4096)
-            replied = time.perf_counter()
+            sent, replied = await iamat_round_trip(stream, wanted)
             with trio.fail_after(10):
                 await complete.wait()
             if i >= 20:  # the first few warm up links and caches

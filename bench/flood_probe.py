@@ -41,6 +41,18 @@ def probed_herd(impl: str, workdir: Path) -> Herd:
     )
 
 
+async def iamat_round_trip(stream: trio.abc.Stream, client: bytes) -> tuple[float, float]:
+    """Send one IAMAT for ``client`` stamped now; when it was sent and answered (perf_counter)."""
+    now = time.time_ns()
+    message = b"IAMAT %s +34.068930-118.445127 %d.%09d\n" % (client, now // 10**9, now % 10**9)
+    sent = time.perf_counter()
+    await stream.send_all(message)
+    reply = b""
+    while not reply.endswith(b"\n"):
+        reply += await stream.receive_some(4096)
+    return sent, time.perf_counter()
+
+
 async def measure(herd: Herd, count: int) -> tuple[list[float], list[float]]:
     """Start ``herd``; its round-trip and flood times, in seconds, for ``count`` IAMATs."""
     arrivals: dict[bytes, float] = {}
@@ -69,18 +81,7 @@ async def measure(herd: Herd, count: int) -> tuple[list[float], list[float]]:
         for i in range(count + 20):
             wanted = b"probe%d" % i
             arrived = trio.Event()
-            now = time.time_ns()
-            message = b"IAMAT %s +34.068930-118.445127 %d.%09d\n" % (
-                wanted,
-                now // 10**9,
-                now % 10**9,
-            )
-            sent = time.perf_counter()
-            await stream.send_all(message)
-            reply = b""
-            while not reply.endswith(b"\n"):
-                reply += await stream.receive_some(4096)
-            replied = time.perf_counter()
+            sent, replied = await iamat_round_trip(stream, wanted)
             with trio.fail_after(10):
                 await arrived.wait()
             if i >= 20:  # the first few warm up links and caches
