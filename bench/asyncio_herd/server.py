@@ -64,7 +64,8 @@ class _Held:
         """The held reply settled (from a link's task): wake the task if it waits.
 
         The transport takes a whole reply, so nothing is left for the task
-        unless the connection is closing, and then its read ends anyway.
+        unless the connection is closing, and then its read ends anyway; the
+        task drains the transport before its next answer (:meth:`settle`).
         """
         if self.settling is not None and not self.settling.done():
             self.settling.set_result(None)
@@ -81,8 +82,11 @@ class _Held:
             finally:
                 self.settling = None
         self.reply = None
-        if reply.rest:
-            await send_all(self.writer, reply.rest)
+        # Also when the link wrote it all: the transport took it whatever
+        # its buffer held, and the drain is what stops a client that never
+        # reads from being read on (a reply the task writes itself drains
+        # the same way).
+        await send_all(self.writer, reply.rest)
 
 
 class HerdServer(ServerBase[PeerLink]):
