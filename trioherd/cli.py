@@ -15,6 +15,7 @@ from trioherd.offline.nearby import NEARBY_PATH
 from trioherd.options import Options, exit_status, parse_options
 from trioherd.places import OfflinePlaces, open_places
 from trioherd.places_server import PlacesServer
+from trioherd.serving import size_young_generation
 from trioherd.stream import LEAN_STREAMS, StreamFactory, TlsStreams
 
 #: The program's name as the console script; ``python -m trioherd`` passes its own.
@@ -87,6 +88,7 @@ def main(
             another factory to measure; users have no reason to).
     """
     options = parse_options(argv, prog)
+    size_young_generation(options.limits)
     try:
         with options.open_logs() as logs:
             trio.run(serve, options, logs, streams)

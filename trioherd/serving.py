@@ -9,6 +9,7 @@ and after the part that is theirs (asking Places, writing).
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import signal
 import socket
@@ -19,6 +20,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from trioherd.core.config import BindError, HerdConfig
 from trioherd.core.connection import Exchange
+from trioherd.core.limits import Limits
 from trioherd.core.link import UNACKNOWLEDGED_LIMIT, LinkProtocol
 from trioherd.logs import HerdLogs, LineLog
 from trioherd.watchdog import exit_after, open_door_warning
@@ -28,6 +30,46 @@ from trioherd.watchdog import exit_after, open_door_warning
 LISTEN_BACKLOG = socket.SOMAXCONN
 
 Addresses = dict[str, tuple[str, int]]
+
+#: Tracked allocations per connection allowed to outrun deallocations
+#: before CPython collects its youngest generation (see
+#: :func:`size_young_generation`): twice what an event loop holds per
+#: connection woken at once, with as much again to spare.
+YOUNG_PER_CONNECTION = 4
+#: The most the young generation's threshold is raised to: cyclic garbage
+#: (a dropped connection's exception and its frames) waits for at most this
+#: many net allocations, a few megabytes.
+YOUNG_THRESHOLD_CAP = 100_000
+
+
+def size_young_generation(limits: Limits) -> int:
+    """Size CPython's youngest generation to the connections a server may hold.
+
+    CPython collects its youngest generation each time tracked allocations
+    outrun deallocations by 700. A pass of an event loop that wakes many
+    connections at once gets there by itself: trio holds two tracked objects
+    per woken task until the task runs, so a pass that wakes 350 collects.
+    And at that moment the young generation holds the suspended state of
+    every connection that waited since the last collection (its coroutines,
+    closures and waiters, about 26 objects each), none of it garbage: at
+    1,000 connections 10,000-26,000 objects, 7-20 ms per collection, 12% of
+    a busy server's time, and every such pause stretches a pass for every
+    connection in it (``python -m bench.pass_trace``, README in
+    ``bench/results/hotpath/s24/``). A threshold above what a pass waking
+    every connection holds leaves collections to garbage that really
+    accumulates, which a server rarely makes.
+
+    Every herd's command line calls this before its loop starts, so the
+    comparison between loops stays like for like.
+
+    Returns:
+        The young generation's new threshold.
+    """
+    default, *older = gc.get_threshold()
+    wanted = YOUNG_PER_CONNECTION * limits.max_connections or YOUNG_THRESHOLD_CAP
+    threshold = max(default, min(wanted, YOUNG_THRESHOLD_CAP))
+    gc.set_threshold(threshold, *older)
+    return threshold
 
 
 def bind_herd(

@@ -18,6 +18,7 @@ from bench.anyio_herd.places import OfflinePlaces, open_places
 from trioherd.logs import HerdLogs, note
 from trioherd.metrics import MeteredPlaces, MetricsBoard
 from trioherd.options import Options, exit_status, parse_options
+from trioherd.serving import size_young_generation
 
 PROG = "python -m bench.anyio_herd"
 
@@ -92,6 +93,7 @@ async def serve(options: Options, logs: HerdLogs) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     options = parse_options(argv, PROG, implementation="anyio")
+    size_young_generation(options.limits)
     backend_options: dict[str, Any] = {"use_uvloop": True} if options.uvloop else {}
     try:
         with options.open_logs() as logs:

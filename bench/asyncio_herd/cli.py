@@ -15,6 +15,7 @@ from bench.asyncio_herd.places import OfflinePlaces, open_places
 from bench.asyncio_herd.server import HerdServer
 from trioherd.logs import HerdLogs, note
 from trioherd.options import Options, exit_status, parse_options
+from trioherd.serving import size_young_generation
 
 if TYPE_CHECKING:
     from trioherd.metrics import MetricsBoard
@@ -119,6 +120,7 @@ def main(
     server with the same command line.
     """
     options = parse_options(argv, prog, implementation="asyncio")
+    size_young_generation(options.limits)
     if options.uvloop:
         try:
             import uvloop
