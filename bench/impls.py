@@ -101,6 +101,10 @@ _MEASURED = (
     # first come, first served): how much of trio's latency spread at
     # many connections is its scheduling policy, on demand.
     Implementation("trio-noreverse", "bench.trio_noreverse", workloads=("iamat",), default=False),
+    # trioherd with one more run-loop pass between a read and its handling
+    # (asyncio's streams have it): whether a third pass per request steadies
+    # trio's service at many connections, on demand.
+    Implementation("trio-yield", "bench.trio_yield", workloads=("iamat",), default=False),
     # WHATSAT's HTTP on httpx's stock transport (httpcore, h11,
     # trio.SocketStream) rather than our LeanTransport.
     Implementation(
