@@ -1,4 +1,6 @@
-"""A table of `python -m bench.pass_trace` records: python bench/results/hotpath/s24/passes_table.py FILE...
+"""A table of `python -m bench.pass_trace` records.
+
+    python bench/results/hotpath/s24/passes_table.py FILE...
 
 One line per implementation and round: IAMATs a second, latency p50/p99 and
 their ratio, Hill's CPU per IAMAT (from /proc over the window), the
@@ -26,7 +28,8 @@ def main(paths: list[str]) -> None:
             print(
                 f"| {Path(path).name} | {r['impl']} | {rate:,.0f} | {lat['p50'] / 1e3:.1f} "
                 f"| {lat['p99'] / 1e3:.1f} | {lat['p99'] / lat['p50']:.2f} | {cpu:.1f} "
-                f"| {counts} | {paused:.0f} | {ready['p50']:.0f}/{ready['p90']:.0f}/{ready['max']:.0f} |"
+                f"| {counts} | {paused:.0f} "
+                f"| {ready['p50']:.0f}/{ready['p90']:.0f}/{ready['max']:.0f} |"
             )
 
 
