@@ -13,8 +13,10 @@ from pathlib import Path
 
 
 def main(paths: list[str]) -> None:
-    print("| file | impl | IAMAT/s | p50 ms | p99 ms | p99/p50 | Hill CPU µs/IAMAT "
-          "| collections (gen 0/1/2) | collecting ms | ready per pass p50/p90/max |")
+    print(
+        "| file | impl | IAMAT/s | p50 ms | p99 ms | p99/p50 | Hill CPU µs/IAMAT "
+        "| collections (gen 0/1/2) | collecting ms | ready per pass p50/p90/max |"
+    )
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |")
     for path in paths:
         for r in json.loads(Path(path).read_text())["rounds"]:
