@@ -105,6 +105,13 @@ _MEASURED = (
     # (asyncio's streams have it): whether a third pass per request steadies
     # trio's service at many connections, on demand.
     Implementation("trio-yield", "bench.trio_yield", workloads=("iamat",), default=False),
+    Implementation(
+        "trio-yield-noreverse",
+        "bench.trio_yield",
+        ("--strict",),
+        workloads=("iamat",),
+        default=False,
+    ),
     # WHATSAT's HTTP on httpx's stock transport (httpcore, h11,
     # trio.SocketStream) rather than our LeanTransport.
     Implementation(

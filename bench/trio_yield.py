@@ -7,6 +7,10 @@ next pass). A request then crosses three passes (read, handled, its held
 reply written by the link) instead of two. Bench-only, on demand
 (``trio-yield``): does the third pass give trio asyncio's steadier service
 at many connections? (``bench/results/hotpath/s24/README.md``.)
+
+``python -m bench.trio_yield --strict NAME`` also keeps trio's run loop in
+strict order, as ``bench.trio_noreverse`` does (``trio-yield-noreverse``):
+asyncio's order of passes and of tasks within a pass, on trio.
 """
 
 from __future__ import annotations
@@ -39,4 +43,13 @@ class YieldingStreams(LeanStreams):
 
 
 if __name__ == "__main__":
-    sys.exit(main(prog="python -m bench.trio_yield", streams=YieldingStreams()))
+    argv = sys.argv[1:]
+    if argv[:1] == ["--strict"]:
+        import trio._core._run as trio_run
+
+        from bench.trio_noreverse import _NeverReverse
+
+        # unrolled_run reverses the batch when _r.random() < 0.5.
+        trio_run._r = _NeverReverse()
+        argv = argv[1:]
+    sys.exit(main(argv, prog="python -m bench.trio_yield", streams=YieldingStreams()))
