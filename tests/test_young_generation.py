@@ -32,8 +32,9 @@ def test_no_cap_or_a_huge_one_stops_at_the_ceiling(thresholds: tuple[int, int, i
 
 
 def test_a_small_server_keeps_cpythons_default(thresholds: tuple[int, int, int]) -> None:
-    gc.set_threshold(700, *thresholds[1:])
+    gc.set_threshold(50_000, *thresholds[1:])
     assert size_young_generation(Limits(max_connections=10)) == 700
+    assert gc.get_threshold()[0] == 700
 
 
 def _collections_while_waking(tasks: int) -> int:

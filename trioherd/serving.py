@@ -36,6 +36,8 @@ Addresses = dict[str, tuple[str, int]]
 #: :func:`size_young_generation`): twice what an event loop holds per
 #: connection woken at once, with as much again to spare.
 YOUNG_PER_CONNECTION = 4
+#: CPython's own young-generation threshold, the least a server keeps.
+CPYTHON_YOUNG_THRESHOLD = 700
 #: The most the young generation's threshold is raised to: cyclic garbage
 #: (a dropped connection's exception and its frames) waits for at most this
 #: many net allocations, a few megabytes.
@@ -65,10 +67,9 @@ def size_young_generation(limits: Limits) -> int:
     Returns:
         The young generation's new threshold.
     """
-    default, *older = gc.get_threshold()
     wanted = YOUNG_PER_CONNECTION * limits.max_connections or YOUNG_THRESHOLD_CAP
-    threshold = max(default, min(wanted, YOUNG_THRESHOLD_CAP))
-    gc.set_threshold(threshold, *older)
+    threshold = max(CPYTHON_YOUNG_THRESHOLD, min(wanted, YOUNG_THRESHOLD_CAP))
+    gc.set_threshold(threshold, *gc.get_threshold()[1:])
     return threshold
 
 

@@ -1,13 +1,16 @@
 """p50, p99 and p99/p50 of every IAMAT round in a bench results.json, by implementation.
 
-    python bench/results/hotpath/s24/order/spread.py bench/results/hotpath/s24/order/bench/results.json
+From the repository's root:
+``python bench/results/hotpath/s24/order/spread.py RESULTS_JSON``
+(here ``bench/results/hotpath/s24/order/bench/results.json``).
 """
 
 import json
 import sys
 from collections import defaultdict
+from pathlib import Path
 
-runs = json.load(open(sys.argv[1]))["runs"]
+runs = json.loads(Path(sys.argv[1]).read_text())["runs"]
 rounds: dict[tuple[str, str], list[str]] = defaultdict(list)
 for run in runs:
     if run["workload"] != "iamat" or run["error"] or run["kind"] == "ceiling":
