@@ -5,7 +5,10 @@ from __future__ import annotations
 import fcntl
 import socket
 import struct
+import subprocess
+import sys
 import termios
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -14,6 +17,7 @@ import pytest
 from anyio.abc import SocketAttribute, SocketListener, SocketStream
 
 from bench.anyio_herd import stream as herd_stream
+from bench.anyio_herd import upstream_accept_pause
 from bench.anyio_herd.stream import accept, pause_until_asked
 
 #: What the client has sent before the server accepts it, and after.
@@ -117,3 +121,22 @@ def test_an_unknown_anyio_or_stream_is_left_as_it_is(monkeypatch: pytest.MonkeyP
         assert stream._transport.is_reading()  # type: ignore[attr-defined]
 
     anyio.run(early_client, check, backend="asyncio")
+
+
+def test_anyio_still_reads_an_accepted_stream_unasked() -> None:
+    # The reproduction written for anyio's issue tracker, on plain anyio.
+    script = Path(upstream_accept_pause.__file__)
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False
+    )
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3, result.stdout + result.stderr
+    accepted, connected, on_trio = lines
+    assert connected.endswith("stalled, bounded")
+    assert on_trio.endswith("stalled, bounded")
+    fixed = (
+        "anyio's accept no longer reads unasked: stream.pause_until_asked can go "
+        "(bench/anyio_herd/NOTES.md)\n" + result.stdout
+    )
+    assert accepted.endswith("read ALL of it, unbounded"), fixed
+    assert result.returncode == 1, fixed
