@@ -12,6 +12,9 @@ things the herd needs that anyio's streams do not say the same way on both:
 * there is no "send what fits now": :func:`send_nowait` writes to the
   socket's descriptor, which is safe only while no ``send`` is under way
   (see ``PeerLink.push``).
+* on asyncio an accepted stream reads before it is asked, without bound
+  while its task waits in ``send``: :func:`accept` pauses it
+  (:func:`pause_until_asked`, the one use of anyio's private attributes).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import errno
 import os
 import socket
 from collections.abc import Callable
+from importlib.metadata import version
 
 import anyio
 from anyio.abc import SocketListener, SocketStream
@@ -35,6 +39,9 @@ CONNECTION_GONE = frozenset(
 )
 #: How long to wait before accepting again when out of resources.
 OUT_OF_RESOURCES_PAUSE = 0.1
+#: Whether this anyio's asyncio streams are the ones :func:`pause_until_asked`
+#: was written against (read in 4.16; the attributes are 4.x's throughout).
+PRIVATE_TRANSPORT_KNOWN = version("anyio").split(".")[0] == "4"
 
 
 def cause(exc: BaseException) -> BaseException:
@@ -61,7 +68,7 @@ async def accept(listener: SocketListener, exhausted: Callable[[OSError], None])
     """
     while True:
         try:
-            return await listener.accept()
+            stream = await listener.accept()
         except (OSError, anyio.BrokenResourceError) as exc:
             error = cause(exc)
             if not isinstance(error, OSError) or error.errno not in OUT_OF_RESOURCES:
@@ -69,7 +76,40 @@ async def accept(listener: SocketListener, exhausted: Callable[[OSError], None])
                     continue
                 raise
             exhausted(error)
+        else:
+            pause_until_asked(stream)
+            return stream
         await anyio.sleep(OUT_OF_RESOURCES_PAUSE)
+
+
+def pause_until_asked(stream: SocketStream) -> bool:
+    """Stop an accepted asyncio stream reading until a ``receive`` waits for data.
+
+    anyio's asyncio :class:`~anyio.abc.SocketStream` is an
+    ``asyncio.Protocol``: its transport reads into a queue whenever it is
+    not paused. ``receive`` resumes it only to wait for data and pauses it
+    again when the wait ends, and ``anyio.connect_tcp`` pauses a new stream
+    at once; ``SocketListener.accept`` (4.16) does not. So until a
+    connection's first ``receive`` has had to wait, everything the client
+    sends is read into memory, and a task stuck in ``send`` (a client that
+    never reads its replies, with more lines queued) never gets there.
+    Pausing here puts the accepted stream where ``connect_tcp`` puts its
+    own (``bench/anyio_herd/NOTES.md``).
+
+    anyio offers no public way to reach the transport: this uses the
+    stream's private ``_transport``, on anyio 4 only, and does nothing to
+    a stream without one (the trio backend's) or anything unexpected.
+    Pausing twice is harmless, so an anyio whose accept pauses too needs
+    nothing undone. Returns whether it paused the stream.
+    """
+    if not PRIVATE_TRANSPORT_KNOWN:
+        return False
+    transport = getattr(stream, "_transport", None)
+    pause = getattr(transport, "pause_reading", None)
+    if not callable(pause):
+        return False
+    pause()
+    return True
 
 
 async def receive(stream: SocketStream) -> bytes:
