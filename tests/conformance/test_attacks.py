@@ -26,8 +26,12 @@ from support import WAIT, eventually, talk, whatsat_line
 
 UCLA = b"+34.068930-118.445127"
 SECRET = b"a herd secret for the attack tests"
-#: SIGTERM must end a server within the grace period plus a second.
-STOP_WITHIN = 2.0
+#: SIGTERM must end a server soon after its grace period (SHUTDOWN_GRACE,
+#: 1 s), whatever its clients do: a server that waited on a client would
+#: take WAIT. Two seconds of margin, not one: on a loaded CI machine a
+#: process's exit alone has taken over a second (a stop measured at 2.12 s
+#: once, at load 6); the timing is not what these tests measure.
+STOP_WITHIN = 3.0
 
 
 def now() -> bytes:
