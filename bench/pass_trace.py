@@ -303,7 +303,8 @@ async def trace(impl_name: str, clients: int, seconds: float) -> dict[str, Any]:
                 voluntary, involuntary = switches(hill)
                 load = merge(await workers.results())
             path = trace_path(hill)
-            for _ in range(50):
+            # A loaded Hill may take a while to run its signal handler.
+            for _ in range(300):
                 if path.exists():
                     break
                 await asyncio.sleep(0.1)
