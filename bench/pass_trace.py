@@ -52,12 +52,11 @@ from typing import Any
 
 from bench.impls import IMPLEMENTATIONS, Implementation
 from bench.loadgen import Job
-from bench.procs import bench_herd, places_url
+from bench.procs import bench_herd, places_url, take_record
+from bench.stats import spread_us
 from bench.workers import LoadWorkers, merge
 from trioherd.core.config import CS131_HERD
 
-#: Percentiles reported for every distribution.
-PERCENTILES = (50, 90, 99, 99.9)
 #: Clock ticks per second, for /proc/PID/stat's CPU times.
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -141,10 +140,10 @@ class Passes:
             "work_cpu_s": sum(cpu) / 1e9,
             "wait_s": sum(self.wait_ns) / 1e9,
             "events": sum(self.events),
-            "work_us": percentiles(work),
-            "work_cpu_us": percentiles(cpu),
-            "off_cpu_us": percentiles(off),
-            "events_per_pass": percentiles([e * 1000 for e in self.events]),
+            "work_us": spread_us(work),
+            "work_cpu_us": spread_us(cpu),
+            "off_cpu_us": spread_us(off),
+            "events_per_pass": spread_us([e * 1000 for e in self.events]),
             # Passes by work time, longest first, with what they did.
             "longest": [
                 {"work_us": w / 1e3, "cpu_us": c / 1e3, "events": e}
@@ -166,20 +165,6 @@ class Passes:
             ],
             "garbage": Counter(type(o).__qualname__ for o in gc.garbage).most_common(20),
         }
-
-
-def percentiles(values: Sequence[int]) -> dict[str, float]:
-    """Percentiles of nanosecond values, in microseconds."""
-    ordered = sorted(values)
-    if not ordered:
-        return {}
-    out = {
-        f"p{p:g}": ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))] / 1e3
-        for p in PERCENTILES
-    }
-    out["mean"] = sum(ordered) / len(ordered) / 1e3
-    out["max"] = ordered[-1] / 1e3
-    return out
 
 
 class _TrioHooks:
@@ -302,18 +287,11 @@ async def trace(impl_name: str, clients: int, seconds: float) -> dict[str, Any]:
                 cpu = {n: cpu_seconds(pid) - cpu_before[n] for n, pid in everyone.items()}
                 voluntary, involuntary = switches(hill)
                 load = merge(await workers.results())
-            path = trace_path(hill)
-            # A loaded Hill may take a while to run its signal handler.
-            for _ in range(300):
-                if path.exists():
-                    break
-                await asyncio.sleep(0.1)
-            report: dict[str, Any] = json.loads(path.read_text())
-            path.unlink()
+            report = await take_record(trace_path(hill))
         finally:
             await herd.stop()
     samples = sorted(load["samples"])
-    report["latency_us"] = percentiles(samples)
+    report["latency_us"] = spread_us(samples)
     report["completed"] = load["completed"]
     report["load_window_s"] = load["window_s"]
     report["cpu_s"] = {

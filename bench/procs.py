@@ -18,6 +18,7 @@ them at bind time. They are picked outside the kernel's ephemeral range
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import resource
@@ -28,6 +29,7 @@ import sys
 import time
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -420,6 +422,25 @@ def bench_herd(
     return Herd(
         impl.command(), names, workdir, options=options, label=impl.name, probe_port=probe_port
     )
+
+
+async def take_record(path: Path, patience: float = 30.0) -> dict[str, Any]:
+    """Wait for a wrapped server's JSON record at ``path``, read it and delete it.
+
+    The bench-only wrappers (``bench.sched_trace``, ``bench.pass_trace``)
+    write theirs from a signal handler, which a loaded server may take a
+    while to run; the file system is polled from a worker thread.
+    """
+    return await anyio.to_thread.run_sync(_take_record, path, patience)
+
+
+def _take_record(path: Path, patience: float) -> dict[str, Any]:
+    deadline = time.monotonic() + patience
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    record: dict[str, Any] = json.loads(path.read_text())
+    path.unlink()
+    return record
 
 
 def places_url(port: int) -> str:

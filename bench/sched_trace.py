@@ -46,7 +46,8 @@ from typing import Any
 
 from bench.impls import IMPLEMENTATIONS, Implementation
 from bench.loadgen import Job
-from bench.procs import bench_herd, places_url
+from bench.procs import bench_herd, places_url, take_record
+from bench.stats import spread_us
 from bench.workers import LoadWorkers, merge
 from trioherd.core.config import CS131_HERD
 
@@ -58,8 +59,6 @@ KINDS = (
     ("_watch", "link watcher"),
     ("_accept", "acceptor"),
 )
-#: Latency percentiles reported.
-PERCENTILES = (50, 90, 99, 99.9)
 
 
 def trace_path(pid: int) -> Path:
@@ -134,20 +133,8 @@ class Tally:
             "passes": self.passes,
             "woken": self.woken,
             "steps": dict(self.steps),
-            "waits_us": {kind: _percentiles(sorted(waits)) for kind, waits in self.waits.items()},
+            "waits_us": {kind: spread_us(waits) for kind, waits in self.waits.items()},
         }
-
-
-def _percentiles(ordered: list[int]) -> dict[str, float]:
-    if not ordered:
-        return {}
-    out = {
-        f"p{p:g}": ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))] / 1e3
-        for p in PERCENTILES
-    }
-    out["mean"] = sum(ordered) / len(ordered) / 1e3
-    out["n"] = len(ordered)
-    return out
 
 
 def serve(module: str, argv: list[str]) -> int:
@@ -227,13 +214,7 @@ async def trace(impl_name: str, clients: int, seconds: float, strace: bool) -> d
 
                     counts = parse_strace_summary(err.decode())
                 load = merge(await workers.results())
-            path = trace_path(hill)
-            for _ in range(50):
-                if path.exists():
-                    break
-                await asyncio.sleep(0.1)
-            report: dict[str, Any] = json.loads(path.read_text())
-            path.unlink()
+            report = await take_record(trace_path(hill))
         finally:
             await herd.stop()
     report["syscalls"] = counts
@@ -256,7 +237,7 @@ def describe(impl: str, report: dict[str, Any]) -> str:
     ]
     for kind, steps in sorted(report["steps"].items(), key=lambda item: -item[1]):
         waits = report["waits_us"].get(kind, {})
-        shown = ", ".join(f"{k} {v:,.0f}" for k, v in waits.items() if k != "n")
+        shown = ", ".join(f"{k} {v:,.0f}" for k, v in waits.items() if k not in ("n", "max"))
         lines.append(f"    {kind:13} {steps / replies:6.3f} steps/reply; wait to run µs: {shown}")
     if report["syscalls"]:
         calls = report["syscalls"]

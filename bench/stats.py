@@ -27,6 +27,22 @@ def latency_summary(samples_ns: Sequence[int]) -> dict[str, float]:
     }
 
 
+#: The percentiles :func:`spread_us` reports.
+SPREAD = (50, 90, 99, 99.9)
+
+
+def spread_us(samples_ns: Sequence[int]) -> dict[str, float]:
+    """Percentiles (p50, p90, p99, p99.9), mean and max of ns values, in µs; ``n`` the count."""
+    ordered = sorted(samples_ns)
+    if not ordered:
+        return {}
+    out = {f"p{p:g}": percentile(ordered, p / 100) / 1e3 for p in SPREAD}
+    out["mean"] = sum(ordered) / len(ordered) / 1e3
+    out["max"] = ordered[-1] / 1e3
+    out["n"] = len(ordered)
+    return out
+
+
 def histogram(samples_ns: Sequence[int], bins_per_decade: int = 20) -> dict[str, list[float]]:
     """Latencies as a log-spaced histogram (bin lower edges in ms, and counts).
 
