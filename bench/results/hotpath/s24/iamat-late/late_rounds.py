@@ -1,6 +1,6 @@
 """trio/asyncio per IAMAT round (throughput, p99, Hill CPU), unrounded, from a bench results.json.
 
-From the repository's root: ``python bench/results/hotpath/s24/iamat-late/rounds.py
+From the repository's root: ``python bench/results/hotpath/s24/iamat-late/late_rounds.py
 RESULTS_JSON`` (here ``bench/results/hotpath/s24/iamat-late/results.json``).
 """
 
