@@ -51,11 +51,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.impls import IMPLEMENTATIONS, Implementation
-from bench.loadgen import Job
-from bench.procs import bench_herd, places_url, take_record
+from bench.procs import take_record
 from bench.stats import spread_us
-from bench.workers import LoadWorkers, merge
-from trioherd.core.config import CS131_HERD
+from bench.workers import closed_load_on_hill, merge
 
 #: Clock ticks per second, for /proc/PID/stat's CPU times.
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -256,40 +254,27 @@ async def trace(impl_name: str, clients: int, seconds: float) -> dict[str, Any]:
     wrapped = Implementation(
         f"{impl_name}-passes", "bench.pass_trace", ("serve", impl.module, *impl.args)
     )
-    with tempfile.TemporaryDirectory(prefix="trioherd-passes-") as scratch:
-        workdir = Path(scratch)
-        herd = bench_herd(wrapped, CS131_HERD.names, workdir, "warning", places_url(9))
-        try:
-            await herd.start_all()
-            pids = herd.pids()
-            hill = pids["Hill"]
-            host, port = herd.address("Hill")
-            job: Job = {
-                "kind": "closed", "host": host, "port": port, "clients": clients,
-                "first_slot": 0, "id_prefix": "passes-",
-            }  # fmt: skip
-            async with LoadWorkers([job], workdir) as workers:
-                await workers.start()
-                start_ns = time.monotonic_ns() + 2_000_000_000
-                # The load generator counts from start_ns: the recorded
-                # window is its last ``seconds`` (after a 1 s warm-up).
-                window_from = start_ns + 1_000_000_000
-                window_to = window_from + int(seconds * 1e9)
-                await workers.go(window_from, window_to)
-                await asyncio.sleep((window_from - time.monotonic_ns()) / 1e9)
-                loadgen = {f"loadgen-{p.pid}": p.pid for p in workers.processes}
-                everyone = {**pids, **loadgen}
-                cpu_before = {name: cpu_seconds(pid) for name, pid in everyone.items()}
-                switched = switches(hill)
-                os.kill(hill, signal.SIGUSR1)
-                await asyncio.sleep((window_to - time.monotonic_ns()) / 1e9)
-                os.kill(hill, signal.SIGUSR2)
-                cpu = {n: cpu_seconds(pid) - cpu_before[n] for n, pid in everyone.items()}
-                voluntary, involuntary = switches(hill)
-                load = merge(await workers.results())
-            report = await take_record(trace_path(hill))
-        finally:
-            await herd.stop()
+    async with closed_load_on_hill(wrapped, clients, "passes-") as (herd, workers):
+        pids = herd.pids()
+        hill = pids["Hill"]
+        start_ns = time.monotonic_ns() + 2_000_000_000
+        # The load generator counts from start_ns: the recorded
+        # window is its last ``seconds`` (after a 1 s warm-up).
+        window_from = start_ns + 1_000_000_000
+        window_to = window_from + int(seconds * 1e9)
+        await workers.go(window_from, window_to)
+        await asyncio.sleep((window_from - time.monotonic_ns()) / 1e9)
+        loadgen = {f"loadgen-{p.pid}": p.pid for p in workers.processes}
+        everyone = {**pids, **loadgen}
+        cpu_before = {name: cpu_seconds(pid) for name, pid in everyone.items()}
+        switched = switches(hill)
+        os.kill(hill, signal.SIGUSR1)
+        await asyncio.sleep((window_to - time.monotonic_ns()) / 1e9)
+        os.kill(hill, signal.SIGUSR2)
+        cpu = {n: cpu_seconds(pid) - cpu_before[n] for n, pid in everyone.items()}
+        voluntary, involuntary = switches(hill)
+        load = merge(await workers.results())
+        report = await take_record(trace_path(hill))
     samples = sorted(load["samples"])
     report["latency_us"] = spread_us(samples)
     report["completed"] = load["completed"]
@@ -375,6 +360,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(700: CPython's default)",
     )  # fmt: skip
     args = parser.parse_args(argv)
+    unknown = [impl for impl in args.impl.split(",") if impl not in IMPLEMENTATIONS]
+    if unknown:
+        parser.error(f"unknown implementation {unknown[0]!r}; known: {', '.join(IMPLEMENTATIONS)}")
+    if (
+        args.clients < 1
+        or args.seconds <= 0
+        or args.rounds < 1
+        or (args.gen0 is not None and args.gen0 < 1)
+    ):
+        parser.error("--clients, --seconds, --rounds and --gen0 must be positive")
     if args.gen0:
         os.environ["TRIOHERD_PASS_TRACE_GEN0"] = str(args.gen0)
     if args.garbage:

@@ -45,11 +45,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.impls import IMPLEMENTATIONS, Implementation
-from bench.loadgen import Job
-from bench.procs import bench_herd, places_url, take_record
+from bench.procs import take_record
 from bench.stats import spread_us
-from bench.workers import LoadWorkers, merge
-from trioherd.core.config import CS131_HERD
+from bench.workers import closed_load_on_hill, merge
 
 #: Task kinds, by a piece of the task's name (trio names a task after its function).
 KINDS = (
@@ -180,43 +178,30 @@ async def trace(impl_name: str, clients: int, seconds: float, strace: bool) -> d
     wrapped = Implementation(
         f"{impl_name}-traced", "bench.sched_trace", ("serve", TRACEABLE[impl_name], *impl.args)
     )
-    with tempfile.TemporaryDirectory(prefix="trioherd-sched-") as scratch:
-        workdir = Path(scratch)
-        herd = bench_herd(wrapped, CS131_HERD.names, workdir, "warning", places_url(9))
-        try:
-            await herd.start_all()
-            hill = herd.pids()["Hill"]
-            host, port = herd.address("Hill")
-            job: Job = {
-                "kind": "closed", "host": host, "port": port, "clients": clients,
-                "first_slot": 0, "id_prefix": "sched-",
-            }  # fmt: skip
-            async with LoadWorkers([job], workdir) as workers:
-                await workers.start()
-                start_ns = time.monotonic_ns() + 2_000_000_000
-                await workers.go(start_ns, start_ns + int((seconds + 3) * 1e9))
-                await asyncio.sleep(3.0)
-                tracer = None
-                if strace:
-                    tracer = await asyncio.create_subprocess_exec(
-                        "strace", "-c", "-f", "-p", str(hill),
-                        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-                    )  # fmt: skip
-                    await asyncio.sleep(0.5)
-                os.kill(hill, signal.SIGUSR1)
-                await asyncio.sleep(seconds)
-                os.kill(hill, signal.SIGUSR2)
-                counts: dict[str, int] = {}
-                if tracer is not None:
-                    tracer.send_signal(signal.SIGINT)
-                    _, err = await tracer.communicate()
-                    from bench.syscalls import parse_strace_summary
+    async with closed_load_on_hill(wrapped, clients, "sched-") as (herd, workers):
+        hill = herd.pids()["Hill"]
+        start_ns = time.monotonic_ns() + 2_000_000_000
+        await workers.go(start_ns, start_ns + int((seconds + 3) * 1e9))
+        await asyncio.sleep(3.0)
+        tracer = None
+        if strace:
+            tracer = await asyncio.create_subprocess_exec(
+                "strace", "-c", "-f", "-p", str(hill),
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            await asyncio.sleep(0.5)
+        os.kill(hill, signal.SIGUSR1)
+        await asyncio.sleep(seconds)
+        os.kill(hill, signal.SIGUSR2)
+        counts: dict[str, int] = {}
+        if tracer is not None:
+            tracer.send_signal(signal.SIGINT)
+            _, err = await tracer.communicate()
+            from bench.syscalls import parse_strace_summary
 
-                    counts = parse_strace_summary(err.decode())
-                load = merge(await workers.results())
-            report = await take_record(trace_path(hill))
-        finally:
-            await herd.stop()
+            counts = parse_strace_summary(err.decode())
+        load = merge(await workers.results())
+        report = await take_record(trace_path(hill))
     report["syscalls"] = counts
     report["load_rate"] = load["completed"] / load["window_s"] if load["window_s"] else 0.0
     return report

@@ -13,13 +13,17 @@ import contextlib
 import json
 import subprocess
 import sys
+import tempfile
 from array import array
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from bench.impls import Implementation
 from bench.loadgen import Job, decode_samples
-from bench.procs import child_environment
+from bench.procs import Herd, bench_herd, child_environment, places_url
+from trioherd.core.config import CS131_HERD
 
 #: How long workers may take to start and prepare (10k connections, say).
 READY_TIMEOUT = 120.0
@@ -168,3 +172,30 @@ def _read_result(path: str) -> dict[str, Any]:
     result: dict[str, Any] = json.loads(Path(path).read_text())
     Path(path).unlink()
     return result
+
+
+@contextlib.asynccontextmanager
+async def closed_load_on_hill(
+    impl: Implementation, clients: int, id_prefix: str
+) -> AsyncIterator[tuple[Herd, LoadWorkers]]:
+    """``impl``'s herd up, and load workers ready for a closed IAMAT load on Hill.
+
+    The workers are started (connected, clients registered) but not yet
+    told to go. What the bench's tracing tools (``bench.sched_trace``,
+    ``bench.pass_trace``) share; the herd stops on leaving.
+    """
+    with tempfile.TemporaryDirectory(prefix="trioherd-hill-") as scratch:
+        workdir = Path(scratch)
+        herd = bench_herd(impl, CS131_HERD.names, workdir, "warning", places_url(9))
+        try:
+            await herd.start_all()
+            host, port = herd.address("Hill")
+            job: Job = {
+                "kind": "closed", "host": host, "port": port, "clients": clients,
+                "first_slot": 0, "id_prefix": id_prefix,
+            }  # fmt: skip
+            async with LoadWorkers([job], workdir) as workers:
+                await workers.start()
+                yield herd, workers
+        finally:
+            await herd.stop()

@@ -54,8 +54,8 @@ def size_young_generation(limits: Limits) -> int:
     And at that moment the young generation holds the suspended state of
     every connection that waited since the last collection (its coroutines,
     closures and waiters, about 26 objects each), none of it garbage: at
-    1,000 connections 10,000-26,000 objects, 7-20 ms per collection, 12% of
-    a busy server's time, and every such pause stretches a pass for every
+    1,000 connections 10,000-26,000 objects, 7-20 ms per collection, 15-17%
+    of a busy server's time, and every such pause stretches a pass for every
     connection in it (``python -m bench.pass_trace``, README in
     ``bench/results/hotpath/s24/``). A threshold above what a pass waking
     every connection holds leaves collections to garbage that really
