@@ -19,12 +19,20 @@ Servers, each in its own process, measured in turn in every round:
 * ``trio-yield``: one more pass per request (a schedule point after each
   read, as asyncio's read callback then task step);
 * ``trio-yield-strict``: both;
-* ``asyncio``.
+* ``asyncio``;
+* ``trio-direct``, ``trio-direct-strict``, ``asyncio-direct``: each
+  connection's task writes its own reply at once, no sender task (one
+  hand-off fewer; not run unless named in ``--servers``);
+* ``trio-stream-direct``: the same on trio's own high-level API, as a trio
+  user would write it (``trio.serve_listeners``, ``SocketStream``,
+  ``send_all``).
 
 A closed-loop client in another process (plain ``selectors``) keeps
 ``--clients`` connections each with one request in flight and records
-every reply's latency after one second of warm-up. Prints one line per
-server and round: requests a second, p50, p99, p99/p50.
+every reply's latency for ``--seconds``, from one second after every
+connection has had its first reply. Prints one line per
+server and round: requests a second, p50, p99, p99/p50, the longest
+latency, and how long it took until every connection had been answered.
 """
 
 from __future__ import annotations
@@ -42,7 +50,21 @@ import sys
 import time
 
 REQUEST = b"IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 1621464827.959498503\n"
-SERVERS = ("trio", "trio-strict", "trio-yield", "trio-yield-strict", "asyncio")
+#: How long every connection may take to get its first reply.
+WARM_UP_LIMIT_NS = 60_000_000_000
+SERVERS = (
+    "trio",
+    "trio-strict",
+    "trio-yield",
+    "trio-yield-strict",
+    "asyncio",
+    "trio-direct",
+    "trio-direct-strict",
+    "asyncio-direct",
+    "trio-stream-direct",
+)
+#: What the first run compares; the ``-direct`` ones are asked for by name.
+DEFAULT_SERVERS = SERVERS[:5]
 
 
 def spend(work_s: float) -> None:
@@ -59,7 +81,7 @@ def reply_to(line: bytes) -> bytes:
 # --- the trio server -------------------------------------------------------
 
 
-def serve_trio(listener: socket.socket, work_s: float, extra_pass: bool) -> None:
+def serve_trio(listener: socket.socket, work_s: float, extra_pass: bool, direct: bool) -> None:
     import trio
 
     pending: list[tuple[socket.socket, bytes]] = []
@@ -94,6 +116,9 @@ def serve_trio(listener: socket.socket, work_s: float, extra_pass: bool) -> None
                 while b"\n" in buffer:
                     line, _, buffer = buffer.partition(b"\n")
                     spend(work_s)
+                    if direct:
+                        sock.send(reply_to(line + b"\n"))
+                        continue
                     pending.append((sock, reply_to(line + b"\n")))
                     wake.set()
 
@@ -113,10 +138,29 @@ def serve_trio(listener: socket.socket, work_s: float, extra_pass: bool) -> None
     trio.run(main)
 
 
+def serve_trio_streams(listener: socket.socket, work_s: float) -> None:
+    import trio
+
+    async def connection(stream: trio.SocketStream) -> None:
+        buffer = b""
+        async for data in stream:
+            buffer += data
+            while b"\n" in buffer:
+                line, _, buffer = buffer.partition(b"\n")
+                spend(work_s)
+                await stream.send_all(reply_to(line + b"\n"))
+
+    async def main() -> None:
+        listeners = [trio.SocketListener(trio.socket.from_stdlib_socket(listener))]
+        await trio.serve_listeners(connection, listeners)
+
+    trio.run(main)
+
+
 # --- the asyncio server ----------------------------------------------------
 
 
-def serve_asyncio(listener: socket.socket, work_s: float) -> None:
+def serve_asyncio(listener: socket.socket, work_s: float, direct: bool) -> None:
     async def main() -> None:
         pending: list[tuple[asyncio.StreamWriter, bytes]] = []
         wake = asyncio.Event()
@@ -137,6 +181,9 @@ def serve_asyncio(listener: socket.socket, work_s: float) -> None:
                     writer.close()
                     return
                 spend(work_s)
+                if direct:
+                    writer.write(reply_to(line))
+                    continue
                 pending.append((writer, reply_to(line)))
                 wake.set()
 
@@ -153,8 +200,12 @@ def serve(kind: str, work_s: float) -> None:
     listener = socket.create_server(("127.0.0.1", 0), backlog=4096)
     listener.setblocking(False)
     print(listener.getsockname()[1], flush=True)
-    if kind == "asyncio":
-        serve_asyncio(listener, work_s)
+    if kind == "trio-stream-direct":
+        serve_trio_streams(listener, work_s)
+        return
+    direct = kind.endswith("-direct") or "-direct-" in kind
+    if kind.startswith("asyncio"):
+        serve_asyncio(listener, work_s, direct)
         return
     if kind.endswith("strict"):
         import trio._core._run as trio_run
@@ -165,13 +216,19 @@ def serve(kind: str, work_s: float) -> None:
 
         # unrolled_run reverses the batch when _r.random() < 0.5.
         trio_run._r = NeverReverse()
-    serve_trio(listener, work_s, extra_pass="yield" in kind)
+    serve_trio(listener, work_s, extra_pass="yield" in kind, direct=direct)
 
 
 # --- the closed-loop client ------------------------------------------------
 
 
 def load(port: int, clients: int, seconds: float) -> dict[str, float]:
+    """Closed-loop load; latencies of the ``seconds`` after a warm-up.
+
+    The warm-up lasts until every connection has had a reply (so that a
+    server slow to accept a thousand connections is measured in its steady
+    state, not while some wait to be accepted), then one second more.
+    """
     selector = selectors.EpollSelector()
     sent_at: dict[int, int] = {}
     socks: dict[int, socket.socket] = {}
@@ -181,15 +238,18 @@ def load(port: int, clients: int, seconds: float) -> dict[str, float]:
         selector.register(sock, selectors.EVENT_READ)
         socks[sock.fileno()] = sock
     start = time.perf_counter_ns()
-    warm_until = start + 1_000_000_000
-    stop_at = warm_until + int(seconds * 1e9)
+    give_up = start + WARM_UP_LIMIT_NS
+    warm_until: int | None = None
     for fd, sock in socks.items():
         sent_at[fd] = time.perf_counter_ns()
         sock.send(REQUEST)
     latencies: list[int] = []
     buffers: dict[int, bytes] = {}
+    answered: set[int] = set()
     now = start
-    while now < stop_at:
+    while warm_until is None or now < warm_until + int(seconds * 1e9):
+        if warm_until is None and now > give_up:
+            raise SystemExit(f"{len(answered)} of {clients} connections answered in 60 s")
         for key, _ in selector.select(timeout=1.0):
             fd = key.fd
             sock = socks[fd]
@@ -200,10 +260,14 @@ def load(port: int, clients: int, seconds: float) -> dict[str, float]:
             replies = data.count(b"\n")
             buffers[fd] = data[data.rfind(b"\n") + 1 :]
             for _ in range(replies):
-                if now >= warm_until:
+                if warm_until is not None and now >= warm_until:
                     latencies.append(now - sent_at[fd])
                 sent_at[fd] = now
                 sock.send(REQUEST)
+            if warm_until is None and replies:
+                answered.add(fd)
+                if len(answered) == clients:
+                    warm_until = now + 1_000_000_000
         now = time.perf_counter_ns()
     for sock in socks.values():
         sock.close()
@@ -213,6 +277,8 @@ def load(port: int, clients: int, seconds: float) -> dict[str, float]:
         "requests_per_s": count / seconds,
         "p50_ms": latencies[count // 2] / 1e6,
         "p99_ms": latencies[count * 99 // 100] / 1e6,
+        "max_ms": latencies[-1] / 1e6,
+        "warm_up_s": ((warm_until or now) - start) / 1e9 - 1,
     }
 
 
@@ -238,7 +304,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--work-us", type=float, default=40.0)
-    parser.add_argument("--servers", default=",".join(SERVERS))
+    parser.add_argument("--servers", default=",".join(DEFAULT_SERVERS))
     parser.add_argument("--out", help="write every record here as JSON")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -253,7 +319,10 @@ def main() -> None:
     if unknown or args.clients < 1 or args.seconds <= 0 or args.rounds < 1:
         parser.error(f"servers from {','.join(SERVERS)}; counts and seconds positive")
     records = []
-    print(f"{'server':<18} {'round':>5} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'p99/p50':>7}")
+    print(
+        f"{'server':<18} {'round':>5} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'p99/p50':>7} {'max ms':>7} {'all answered s':>14}"
+    )
     for round_ in range(1, args.rounds + 1):
         for kind in servers:
             record = {"server": kind, "round": round_, **measure(kind, args)}
@@ -261,7 +330,8 @@ def main() -> None:
             print(
                 f"{kind:<18} {round_:>5} {record['requests_per_s']:>8.0f} "
                 f"{record['p50_ms']:>7.1f} {record['p99_ms']:>7.1f} "
-                f"{record['p99_ms'] / record['p50_ms']:>7.2f}",
+                f"{record['p99_ms'] / record['p50_ms']:>7.2f} {record['max_ms']:>7.0f} "
+                f"{record['warm_up_s']:>14.2f}",
                 flush=True,
             )
     if args.out:
