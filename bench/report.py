@@ -388,6 +388,13 @@ def targets(records: Sequence[Mapping[str, Any]], impls: Sequence[str]) -> list[
         add(name, "met" if median < 1.0 else "not met", detail)
     else:
         add(name, "n/a", "needs flood with trio")
+    # Issue 14's sharper form: at Campbell itself (the probe's hop taken out).
+    name = "flood Hill->Campbell median < 0.5 ms unloaded at Campbell itself (trio; issue 14)"
+    estimate = _figure(index, "flood", "unloaded", BASELINE, "servers.Campbell.holds_estimate_ms")
+    if estimate is not None:
+        add(name, "met" if estimate < 0.5 else "not met", f"trio about {estimate:.3f} ms")
+    else:
+        add(name, "n/a", "needs flood with trio")
 
     # 4. WHATSAT within 10% of ideal up to 500 concurrent.
     name = "WHATSAT throughput >= 90% of ideal up to 500 concurrent (trio)"

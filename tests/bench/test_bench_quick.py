@@ -164,6 +164,30 @@ def test_table_ratios_are_trio_over_the_others() -> None:
     assert found["IAMAT throughput trio/asyncio >= 1.2x, p99 no worse"]["status"] == "met"
 
 
+@pytest.mark.parametrize(
+    ("at_probe", "at_campbell", "within_1ms", "within_half"),
+    [(0.9, 0.6, "met", "not met"), (0.45, 0.35, "met", "met"), (1.2, 1.1, "not met", "not met")],
+)
+def test_flood_targets_read_the_probe_and_the_estimate_at_campbell(
+    at_probe: float, at_campbell: float, within_1ms: str, within_half: str
+) -> None:
+    campbell = {"median_ms": at_probe, "holds_estimate_ms": at_campbell}
+    records = [
+        {
+            "kind": "flood",
+            "workload": "flood",
+            "case": "unloaded",
+            "impl": "trio",
+            "figures": {"servers": {"Campbell": campbell}},
+            "error": None,
+        }
+    ]
+    found = {t["target"]: t["status"] for t in targets(records, ["trio"])}
+    probe = "flood Hill->Campbell median < 1 ms unloaded (trio; includes the probe's hop)"
+    itself = "flood Hill->Campbell median < 0.5 ms unloaded at Campbell itself (trio; issue 14)"
+    assert (found[probe], found[itself]) == (within_1ms, within_half)
+
+
 def test_rounds_interleave_timed_cases_only() -> None:
     settings = adjust(QUICK, rounds=2)
     steps = plan(settings, WORKLOADS, ["trio", "asyncio"])
