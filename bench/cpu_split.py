@@ -156,7 +156,7 @@ async def _window(
 def _table(rows: list[dict[str, Any]], impls: list[str]) -> str:
     lines = [
         "| round | impl | req/s | user µs/WHATSAT | system µs/WHATSAT | total | "
-        f"total / {impls[0]}'s | switches/WHATSAT (vol+invol) | load avg |",
+        f"{impls[0]}'s total / this | switches/WHATSAT (vol+invol) | load avg |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in rows:
